@@ -1,0 +1,20 @@
+"""Policy activities: hand workflows what the policy file says (DESIGN.md rule 6)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from domain.birthright import joiner_plan
+from domain.policy import Policy
+from domain.provisioning import ActivityNames, JoinerPlan, JoinerPlanInput
+
+
+class PolicyActivities:
+    """Holds the policy validated at worker start; workflows receive it only through results."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    @activity.defn(name=ActivityNames.RESOLVE_JOINER_PLAN)
+    async def resolve_joiner_plan(self, input: JoinerPlanInput) -> JoinerPlan:
+        return joiner_plan(self._policy, input.worker)

@@ -1,0 +1,266 @@
+"""A small SCIM 2.0 client for target applications: settings, requests, and Temporal-shaped errors.
+
+Payloads are built and parsed with scim2-models; requests go out on one shared `httpx.AsyncClient`.
+HTTP failures become `ApplicationError`s so Temporal owns every retry (DESIGN.md rule 4): throttling
+and outages are retryable (honouring `Retry-After`), requests that can never succeed are not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from scim2_models import (
+    Context,
+    EnterpriseUser,
+    Group,
+    ListResponse,
+    PatchOp,
+    PatchOperation,
+    SearchRequest,
+    User,
+)
+from temporalio.exceptions import ApplicationError
+
+ScimUser = User[EnterpriseUser]
+SCIM_MEDIA_TYPE = "application/scim+json"
+DEFAULT_RETRY_DELAY = timedelta(seconds=5)
+
+# Error types, for workflows and operators reading Temporal UI.
+SCIM_APP_UNKNOWN = "ScimAppUnknown"
+SCIM_BAD_REQUEST = "ScimBadRequest"
+SCIM_UNAUTHORIZED = "ScimUnauthorized"
+SCIM_FORBIDDEN = "ScimForbidden"
+SCIM_CONFLICT = "ScimConflict"
+SCIM_NOT_FOUND = "ScimNotFound"
+SCIM_REQUEST_REFUSED = "ScimRequestRefused"
+SCIM_THROTTLED = "ScimThrottled"
+SCIM_SERVER_ERROR = "ScimServerError"
+SCIM_UNREACHABLE = "ScimUnreachable"
+
+_NON_RETRYABLE = {400: SCIM_BAD_REQUEST, 401: SCIM_UNAUTHORIZED, 403: SCIM_FORBIDDEN}
+
+
+# ---- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScimAppSettings:
+    name: str
+    base_url: str  # the SCIM root, e.g. https://crm.example.com/scim/v2
+    token: str = field(repr=False)  # never in logs or reprs
+
+
+class ScimSettingsError(LookupError):
+    """A SCIM app is named (e.g. by the policy) but its settings are not in the environment."""
+
+
+def env_prefix(app: str) -> str:
+    """`TENURE_SCIM_<NAME>`: the app name upper-cased, every non-alphanumeric turned into `_`."""
+    return "TENURE_SCIM_" + re.sub(r"[^A-Za-z0-9]", "_", app).upper()
+
+
+def scim_apps_from_env(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, ScimAppSettings]:
+    """Read `TENURE_SCIM_<NAME>_URL` and `TENURE_SCIM_<NAME>_TOKEN` for each app name."""
+    env = os.environ if environ is None else environ
+    apps: dict[str, ScimAppSettings] = {}
+    missing: list[str] = []
+    for name in names:
+        url_var, token_var = f"{env_prefix(name)}_URL", f"{env_prefix(name)}_TOKEN"
+        url, token = env.get(url_var), env.get(token_var)
+        missing += [var for var, value in ((url_var, url), (token_var, token)) if not value]
+        if url and token:
+            apps[name] = ScimAppSettings(name=name, base_url=url.rstrip("/"), token=token)
+    if missing:
+        raise ScimSettingsError(
+            f"SCIM app settings missing from the environment: {', '.join(missing)}"
+        )
+    return apps
+
+
+def new_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
+    """The one HTTP client the worker shares between all SCIM apps (connection pooling)."""
+    return httpx.AsyncClient(timeout=timeout, headers={"Accept": SCIM_MEDIA_TYPE})
+
+
+def scim_app_clients(
+    apps: Mapping[str, ScimAppSettings], http: httpx.AsyncClient
+) -> dict[str, ScimAppClient]:
+    return {name: ScimAppClient(settings, http) for name, settings in apps.items()}
+
+
+def unknown_app(app: str) -> ApplicationError:
+    return ApplicationError(
+        f"SCIM app {app!r} is not configured on this worker (set {env_prefix(app)}_URL/_TOKEN)",
+        type=SCIM_APP_UNKNOWN,
+        non_retryable=True,
+    )
+
+
+# ---- client -------------------------------------------------------------------------------------
+
+
+class ScimAppClient:
+    """The SCIM calls Tenure makes to one target application."""
+
+    def __init__(self, settings: ScimAppSettings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.app = settings.name
+        self._http = http
+
+    # Users
+
+    async def find_user(self, scim_filter: str) -> ScimUser | None:
+        found = await self._search("Users", ScimUser, scim_filter, call="find user")
+        return found[0] if found else None
+
+    async def create_user(self, user: ScimUser) -> ScimUser:
+        body = await self._send(
+            "create user",
+            "POST",
+            "Users",
+            user.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST),
+        )
+        return ScimUser.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_RESPONSE)
+
+    async def patch_user(self, user_id: str, patch: PatchOp[ScimUser], call: str) -> None:
+        await self._send(
+            call,
+            "PATCH",
+            f"Users/{user_id}",
+            patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
+        )
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete a user; one already gone (404) counts as deleted."""
+        await self._send("delete user", "DELETE", f"Users/{user_id}", missing_ok=True)
+
+    # Groups
+
+    async def find_groups(self, scim_filter: str) -> list[Group]:
+        return await self._search("Groups", Group, scim_filter, call="find group")
+
+    async def create_group(self, group: Group) -> Group:
+        body = await self._send(
+            "create group",
+            "POST",
+            "Groups",
+            group.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST),
+        )
+        return Group.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_RESPONSE)
+
+    async def add_group_member(self, group_id: str, user_id: str) -> None:
+        patch = PatchOp[Group](
+            operations=[
+                PatchOperation[Group](
+                    op=PatchOperation.Op.add, path="members", value=[{"value": user_id}]
+                )
+            ]
+        )
+        await self._send(
+            "add group member",
+            "PATCH",
+            f"Groups/{group_id}",
+            patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
+        )
+
+    # Transport
+
+    async def _search(self, endpoint: str, model: Any, scim_filter: str, call: str) -> list[Any]:
+        # Built through SearchRequest so a malformed filter fails here, not at the target;
+        # sent as GET query parameters, which every SCIM target supports (unlike POST .search).
+        request = SearchRequest[model](filter=scim_filter, count=50)
+        params = request.model_dump(scim_ctx=Context.SEARCH_REQUEST)
+        params.pop("schemas", None)
+        body = await self._send(call, "GET", endpoint, params=params)
+        listed = ListResponse[model].model_validate(body, scim_ctx=Context.SEARCH_RESPONSE)
+        return list(listed.resources or [])
+
+    async def _send(
+        self,
+        call: str,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        """Send one request; return its JSON body (None for 204, or for a 404 when missing_ok)."""
+        headers = {"Authorization": f"Bearer {self.settings.token}", "Accept": SCIM_MEDIA_TYPE}
+        content = None
+        if payload is not None:
+            headers["Content-Type"] = SCIM_MEDIA_TYPE
+            content = json.dumps(payload)
+        try:
+            response = await self._http.request(
+                method,
+                f"{self.settings.base_url}/{path}",
+                params=params,
+                content=content,
+                headers=headers,
+            )
+        except httpx.TransportError as err:
+            raise ApplicationError(
+                f"{self.app}: {call}: {type(err).__name__}: {err}", type=SCIM_UNREACHABLE
+            ) from err
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.is_error:
+            raise self._error(call, response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _error(self, call: str, response: httpx.Response) -> ApplicationError:
+        status = response.status_code
+        message = f"{self.app}: {call}: HTTP {status}{_scim_detail(response)}"
+        if status in (429, 503):
+            return ApplicationError(
+                message,
+                type=SCIM_THROTTLED,
+                next_retry_delay=_retry_after(response) or DEFAULT_RETRY_DELAY,
+            )
+        if status >= 500 or status == 408:
+            return ApplicationError(message, type=SCIM_SERVER_ERROR)
+        error_type = _NON_RETRYABLE.get(status) or {409: SCIM_CONFLICT, 404: SCIM_NOT_FOUND}.get(
+            status, SCIM_REQUEST_REFUSED
+        )
+        return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def _scim_detail(response: httpx.Response) -> str:
+    """The SCIM error's scimType/detail (RFC 7644 §3.12), when the body has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body[k]) for k in ("scimType", "detail") if body.get(k)]
+    return f" ({': '.join(parts)[:300]})" if parts else ""
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    """Retry-After as seconds or an HTTP date (RFC 9110 §10.2.3); None when absent or unreadable."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when - datetime.now(UTC), timedelta(0))

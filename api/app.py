@@ -1,0 +1,263 @@
+"""The HTTP front door: wires settings, auth, intake and Temporal into a FastAPI app."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import Client
+
+from api import problems
+from api.auth import require_intake_token
+from api.connection import connect, temporal_is_healthy
+from api.intake import (
+    EventBatch,
+    IntakeResult,
+    InvalidBody,
+    TemporalUnavailable,
+    hand_to_temporal,
+    parse_body,
+)
+from api.settings import ApiSettings
+from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
+
+log = logging.getLogger(__name__)
+
+# 1,000 events of a few hundred bytes each fit comfortably; anything far bigger is not an HR feed.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+EVENTS_PATH = "/v1/hr/events"
+
+_HIRE_EXAMPLE = {
+    "event_id": "hr-000123",
+    "type": "hire",
+    "effective_at": "2026-12-01T09:00:00Z",
+    "occurred_at": "2026-11-20T15:04:05Z",
+    "worker": {
+        "employee_id": "E1001",
+        "given_name": "Ada",
+        "family_name": "Lovelace",
+        "department": "Finance",
+        "job_title": "Analyst",
+        "manager_id": "E0001",
+        "location": "London",
+        "employment_type": "employee",
+        "attributes": {"clearance": "secret"},
+    },
+}
+_EXAMPLES = {
+    "hire": {"summary": "One event", "value": _HIRE_EXAMPLE},
+    "batch": {
+        "summary": "A batch",
+        "value": {
+            "events": [
+                _HIRE_EXAMPLE,
+                {
+                    "event_id": "hr-000124",
+                    "type": "terminate",
+                    "effective_at": "2026-12-31T17:00:00Z",
+                    "worker": {"employee_id": "E0999"},
+                },
+            ]
+        },
+    },
+}
+
+
+def create_app(settings: ApiSettings, client: Client | None = None) -> FastAPI:
+    """The API. Pass `client` to share one (tests); otherwise it connects at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if client is not None:
+            app.state.temporal = client
+        else:
+            try:
+                app.state.temporal = await connect(settings)
+            except Exception as err:
+                raise RuntimeError(
+                    f"cannot reach Temporal at {settings.temporal_address} "
+                    f"(namespace {settings.temporal_namespace}): {err}"
+                ) from err
+            log.info("connected to Temporal at %s", settings.temporal_address)
+        yield
+
+    app = FastAPI(
+        title="Tenure API",
+        version="1.0",
+        summary="HR events in, identity lifecycle workflows out.",
+        lifespan=lifespan,
+    )
+    if client is not None:
+        # Set now as well: test transports (httpx.ASGITransport) do not run the lifespan.
+        app.state.temporal = client
+    _install_error_handlers(app)
+    _install_request_id(app)
+
+    @app.post(
+        EVENTS_PATH,
+        status_code=202,
+        summary="Submit HR events",
+        description=(
+            'One HR event, or `{"events": [...]}` with 1 to '
+            f"{MAX_EVENTS_PER_BATCH} events. The whole body is validated first: if any event is "
+            "invalid, nothing is accepted. A 202 means every event is durably with Temporal. "
+            "Repeating an event_id is safe: it is applied once."
+        ),
+        response_model=IntakeResult,
+        responses=problems.openapi_responses(401, 413, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": _body_schema_ref(), "examples": _EXAMPLES}
+                },
+            }
+        },
+        tags=["HR intake"],
+    )
+    async def submit_events(request: Request) -> Response:
+        require_intake_token(request.headers.get("authorization"), settings.intake_token)
+        raw = await _read_body(request)
+        try:
+            events = parse_body(raw)
+        except InvalidBody as invalid:
+            return problems.problem_response(
+                422, "Invalid HR events", invalid.detail, errors=invalid.errors
+            )
+        try:
+            result = await hand_to_temporal(
+                request.app.state.temporal, events, task_queue=settings.task_queue
+            )
+        except TemporalUnavailable as err:
+            log.warning("Temporal refused HR events: %s", err)
+            return problems.problem_response(
+                503,
+                "Temporal unavailable",
+                "Temporal did not take the events; some may already be delivered, which is safe: "
+                f"retry the whole batch (repeated event_ids are applied once). Cause: {err}",
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and Temporal reachability")
+    async def healthz(request: Request) -> JSONResponse:
+        if await temporal_is_healthy(request.app.state.temporal):
+            return JSONResponse({"status": "ok", "temporal": "ok"})
+        return JSONResponse({"status": "unavailable", "temporal": "unreachable"}, status_code=503)
+
+    _document_body_models(app)
+    return app
+
+
+async def _read_body(request: Request) -> bytes:
+    # Read the raw body ourselves (not a FastAPI body parameter) so every error has our shape.
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> problems.ProblemException:
+    return problems.ProblemException(
+        413, "Body too large", f"The body exceeds {MAX_BODY_BYTES} bytes; send smaller batches."
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(problems.ProblemException)
+    async def on_problem(_: Request, exc: problems.ProblemException) -> JSONResponse:
+        return problems.from_exception(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg"))}
+            for e in exc.errors()
+        ]
+        return problems.problem_response(422, "Invalid request", "See errors.", errors=errors)
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours, never the caller's input: log it whole, answer without internals.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problems.problem_response(
+            500, "Internal Server Error", "An unexpected error occurred; it has been logged."
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problems.problem_response(
+            exc.status_code, _reason(exc.status_code), str(exc.detail), headers=exc.headers
+        )
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _install_request_id(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Echo a caller's id (so their logs and ours line up) or mint one.
+        incoming = request.headers.get("x-request-id", "")
+        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+
+# Models that only the hand-written parts of the OpenAPI document refer to.
+_DOCUMENTED_MODELS: TypeAdapter[Any] = TypeAdapter(HrEvent | EventBatch | problems.Problem)
+
+
+def _body_schema_ref() -> dict[str, Any]:
+    return {
+        "oneOf": [
+            {"$ref": "#/components/schemas/HrEvent"},
+            {"$ref": "#/components/schemas/EventBatch"},
+        ]
+    }
+
+
+def _document_body_models(app: FastAPI) -> None:
+    """Add the schemas the request body and problem responses refer to (HrEvent, Problem...)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+            )
+            definitions = _DOCUMENTED_MODELS.json_schema(
+                ref_template="#/components/schemas/{model}", mode="validation"
+            ).get("$defs", {})
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

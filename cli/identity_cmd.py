@@ -1,0 +1,117 @@
+"""`tenure identity show E1001`: what Tenure knows about a person, read from their entity workflow."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from cli.temporal_target import temporal_settings
+from connection.temporal import connect
+from domain.events import identity_workflow_id
+from domain.identity import IdentityContract, IdentityState, ScheduledChange
+from domain.joiner import JoinerContract, JoinerProgress
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    identity = groups.add_parser("identity", help="inspect identities")
+    commands = identity.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    show = commands.add_parser("show", help="stage, attributes, access held and what is scheduled")
+    show.add_argument("employee_id")
+    show.add_argument("--json", action="store_true", help="print the raw state as JSON")
+    show.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    return asyncio.run(_show_async(args.employee_id, args.json))
+
+
+async def _show_async(employee_id: str, as_json: bool) -> int:
+    console = Console()
+    client = await connect(temporal_settings())
+    try:
+        state = await client.get_workflow_handle(identity_workflow_id(employee_id)).query(
+            IdentityContract.QUERY_DETAILS, result_type=IdentityState
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            console.print(
+                f"[red]No identity {employee_id}[/red]: Tenure has received no event for it."
+            )
+            return 1
+        raise
+    progress = await _transition_progress(client, state.running_transition)
+    if as_json:
+        out = {"identity": state.model_dump(mode="json", exclude={"seen_event_ids"})}
+        if progress:
+            out["running_transition_progress"] = progress.model_dump(mode="json")
+        print(json.dumps(out, indent=2))
+        return 0
+    _render(console, state, progress)
+    return 0
+
+
+async def _transition_progress(client: Client, workflow_id: str | None) -> JoinerProgress | None:
+    if not workflow_id:
+        return None
+    handle = client.get_workflow_handle(workflow_id)
+    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        return None
+    return await handle.query(JoinerContract.QUERY_PROGRESS, result_type=JoinerProgress)
+
+
+def _render(console: Console, state: IdentityState, progress: JoinerProgress | None) -> None:
+    w = state.worker
+    console.print(f"[bold]{state.employee_id}[/bold]  stage: [cyan]{state.stage.value}[/cyan]")
+    if w:
+        console.print(
+            f"  {w.display_name} · {w.job_title or '-'} · {w.department or '-'} · {w.location or '-'} · "
+            f"{w.employment_type.value} · manager {w.manager_id or '-'}"
+        )
+        if w.attributes:
+            console.print(
+                "  attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(w.attributes.items()))
+            )
+    if state.user_principal_name:
+        console.print(f"  Entra ID: {state.user_principal_name} (id {state.graph_user_id})")
+
+    access = Table(title="Access held", show_lines=False)
+    for col in ("kind", "target", "roles", "granted by rule"):
+        access.add_column(col)
+    for item in state.access:
+        access.add_row(item.kind, item.target, ", ".join(item.roles) or "-", item.rule)
+    console.print(access if state.access else "  Access held: none")
+
+    scheduled = list(state.scheduled)
+    if progress:
+        console.print(f"  running {state.running_transition}: {progress.phase}")
+        for step in progress.done:
+            console.print(f"    ✓ {step}")
+        if progress.pre_hire_at and progress.phase == "pre_hire_wait":
+            what = "pre-hire: create the disabled account, grant access, TAP to the manager"
+            scheduled.insert(0, ScheduledChange(at=progress.pre_hire_at, what=what))
+    if scheduled:
+        table = Table(title="Scheduled")
+        table.add_column("when (UTC)")
+        table.add_column("what")
+        for change in scheduled:
+            table.add_row(f"{change.at:%Y-%m-%d %H:%M}", change.what)
+        console.print(table)
+
+    events = Table(title="Recent events")
+    for col in ("event", "type", "effective", "outcome", "reason"):
+        events.add_column(col)
+    for entry in state.history[-10:]:
+        events.add_row(
+            entry.event_id,
+            entry.type,
+            f"{entry.effective_at:%Y-%m-%d}",
+            entry.outcome.value,
+            entry.reason or "",
+        )
+    console.print(events)

@@ -1,0 +1,30 @@
+"""`tenure`: the operator's command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cli import hr_cmd, identity_cmd, stack_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tenure", description="Identity lifecycle and access governance on Temporal."
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    stack_cmd.register(groups)
+    hr_cmd.register(groups)
+    identity_cmd.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Every command module sets `handler` on its parser: it returns the process exit code.
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The identity entity's contract: its input, signal, queries and the state it carries across runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from domain.events import HrEvent, WorkerRecord
+
+
+class IdentityContract:
+    """Names other programs (the API, the CLI) use to reach the identity workflow."""
+
+    WORKFLOW = "IdentityWorkflow"
+    SIGNAL_HR_EVENT = "hr_event"
+    QUERY_DETAILS = "details"
+    TASK_QUEUE = "tenure-identity"
+
+
+class LifecycleStage(StrEnum):
+    NONE = "none"  # events seen, never hired
+    PRE_HIRE = "pre_hire"
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+class EventOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class AppliedEvent(BaseModel):
+    """One line of the identity's event log: what happened to an event and why."""
+
+    event_id: str
+    type: str
+    effective_at: datetime
+    received_at: datetime
+    outcome: EventOutcome
+    reason: str = ""
+    transition_workflow_id: str | None = None
+
+
+class AccessItem(BaseModel):
+    """Access the identity holds, with the rule that granted it."""
+
+    kind: str  # "graph_group" | "scim_app"
+    target: str  # group display name or app name
+    rule: str
+    roles: list[str] = Field(default_factory=list)
+
+
+class ScheduledChange(BaseModel):
+    at: datetime
+    what: str
+
+
+class IdentityState(BaseModel):
+    employee_id: str
+    stage: LifecycleStage = LifecycleStage.NONE
+    worker: WorkerRecord | None = None
+    graph_user_id: str | None = None
+    user_principal_name: str | None = None
+    hire_date: datetime | None = None
+    access: list[AccessItem] = Field(default_factory=list)
+    scheduled: list[ScheduledChange] = Field(default_factory=list)
+    running_transition: str | None = None
+    seen_event_ids: list[str] = Field(default_factory=list)
+    history: list[AppliedEvent] = Field(default_factory=list)
+
+
+class IdentityWorkflowInput(BaseModel):
+    """Start (and continue-as-new) input of `identity-{employee_id}`."""
+
+    employee_id: str
+    state: IdentityState | None = None
+    pending: list[HrEvent] = Field(default_factory=list)
+    # The time-skipping test server cannot register custom search attributes (RECIPES.md).
+    record_search_attributes: bool = True
+    # Kept short in history: the log shown to operators keeps the newest entries only.
+    history_limit: int = 200

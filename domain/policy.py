@@ -1,0 +1,134 @@
+"""The policy file's model: tenant, target apps, groups, birthright rules. Validated at load (rule 6)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+_APP_NAME = r"^[a-z][a-z0-9-]{0,31}$"
+_DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+
+# Worker fields a birthright condition may test; custom HR attributes are `attributes.<name>`.
+CONDITION_FIELDS = ("department", "job_title", "location", "employment_type", "manager_id")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantSettings(_Strict):
+    domain: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=_DOMAIN)]
+    mail_sender: NonEmpty = Field(
+        description="Mailbox (UPN) that Tenure's notifications come from."
+    )
+
+
+class JoinerSettings(_Strict):
+    pre_hire_days: int = Field(
+        7, ge=0, le=180, description="Days before the start date that pre-hire work begins."
+    )
+    tap_lifetime_minutes: int = Field(480, ge=10, le=43200)
+
+
+class TargetApp(_Strict):
+    """A SCIM 2.0 target application. Its URL and token come from the environment, never the file."""
+
+    display_name: NonEmpty
+    description: str = ""
+
+
+class AppGrant(_Strict):
+    app: Annotated[str, StringConstraints(pattern=_APP_NAME)]
+    roles: list[NonEmpty] = Field(default_factory=list)
+
+
+class BirthrightRule(_Strict):
+    """When every condition in `when` holds, the worker gets `groups` and `apps`.
+
+    A condition's value is one string or a list (any of them matches); comparison ignores case.
+    An empty `when` matches everyone.
+    """
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    when: dict[str, str | list[str]] = Field(default_factory=dict)
+    groups: list[NonEmpty] = Field(default_factory=list)
+    apps: list[AppGrant] = Field(default_factory=list)
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, when: object) -> object:
+        # YAML reads `grade: 7` or `remote: yes` as numbers/booleans; HR attributes are text.
+        def text(v: object) -> object:
+            if isinstance(v, bool):
+                return "yes" if v else "no"
+            return str(v) if isinstance(v, int | float) else v
+
+        if isinstance(when, dict):
+            return {
+                k: [text(x) for x in v] if isinstance(v, list) else text(v) for k, v in when.items()
+            }
+        return when
+
+    @field_validator("when")
+    @classmethod
+    def _known_fields(cls, when: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for key, value in when.items():
+            if key not in CONDITION_FIELDS and not re.fullmatch(r"attributes\.[A-Za-z0-9_-]+", key):
+                allowed = ", ".join(CONDITION_FIELDS)
+                raise ValueError(
+                    f"unknown condition field {key!r} (allowed: {allowed}, attributes.<name>)"
+                )
+            if isinstance(value, list) and not value:
+                raise ValueError(f"condition {key!r} has an empty list of values")
+        return when
+
+    @model_validator(mode="after")
+    def _grants_something(self) -> BirthrightRule:
+        if not self.groups and not self.apps:
+            raise ValueError("a rule must grant at least one group or app")
+        return self
+
+
+class Policy(_Strict):
+    tenant: TenantSettings
+    joiner: JoinerSettings = JoinerSettings()
+    groups: list[NonEmpty] = Field(
+        default_factory=list, description="Graph groups, by display name."
+    )
+    apps: dict[Annotated[str, StringConstraints(pattern=_APP_NAME)], TargetApp] = Field(
+        default_factory=dict
+    )
+    birthright: list[BirthrightRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Policy:
+        if len(set(self.groups)) != len(self.groups):
+            raise ValueError("groups: a group is listed twice")
+        names = [rule.name for rule in self.birthright]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"birthright: rule names must be unique, repeated: {', '.join(dupes)}")
+        known_groups = set(self.groups)
+        for i, rule in enumerate(self.birthright):
+            for group in rule.groups:
+                if group not in known_groups:
+                    raise ValueError(
+                        f"birthright[{i}] ({rule.name}): group {group!r} is not declared under groups"
+                    )
+            for grant in rule.apps:
+                if grant.app not in self.apps:
+                    raise ValueError(
+                        f"birthright[{i}] ({rule.name}): app {grant.app!r} is not declared under apps"
+                    )
+        return self

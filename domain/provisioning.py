@@ -1,0 +1,169 @@
+"""Typed inputs and results of the provisioning activities.
+
+Workflows import these models (never the activity modules, which pull in msgraph and httpx), and call
+activities by the names below, so the workflow sandbox stays free of I/O libraries (DESIGN.md rule 1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from domain.events import WorkerRecord
+
+
+class ActivityNames:
+    """Registered activity names: one constant per activity, shared by workflows and workers."""
+
+    RESOLVE_JOINER_PLAN = "policy.resolve_joiner_plan"
+
+    GRAPH_ENSURE_USER = "graph.ensure_user"
+    GRAPH_SET_MANAGER = "graph.set_manager"
+    GRAPH_ENSURE_GROUP_MEMBERSHIPS = "graph.ensure_group_memberships"
+    GRAPH_SET_ACCOUNT_ENABLED = "graph.set_account_enabled"
+    GRAPH_ISSUE_TAP_TO_MANAGER = "graph.issue_temporary_access_pass_to_manager"
+    GRAPH_SEND_MAIL = "graph.send_mail"
+    GRAPH_REVOKE_SIGN_IN_SESSIONS = "graph.revoke_sign_in_sessions"
+    GRAPH_DELETE_USER = "graph.delete_user"
+
+    SCIM_ENSURE_USER = "scim.ensure_user"
+    SCIM_SET_ACTIVE = "scim.set_active"
+    SCIM_DELETE_USER = "scim.delete_user"
+
+
+# ---- policy -------------------------------------------------------------------------------------
+
+
+class JoinerPlanInput(BaseModel):
+    worker: WorkerRecord
+
+
+class GrantedGroup(BaseModel):
+    """A Graph group the policy grants, by its display name, with the rule that granted it."""
+
+    group: str
+    rule: str
+
+
+class GrantedApp(BaseModel):
+    """A SCIM target application account (and app roles, as SCIM groups) the policy grants."""
+
+    app: str
+    roles: list[str] = Field(default_factory=list)
+    rule: str
+
+
+class JoinerPlan(BaseModel):
+    """What the policy says a joiner with these attributes gets, and when pre-hire work starts."""
+
+    upn_domain: str
+    pre_hire_days: int
+    groups: list[GrantedGroup] = Field(default_factory=list)
+    apps: list[GrantedApp] = Field(default_factory=list)
+    mail_sender: str
+    tap_lifetime_minutes: int = 480
+
+
+# ---- Graph --------------------------------------------------------------------------------------
+
+
+class EnsureGraphUserInput(BaseModel):
+    worker: WorkerRecord
+    upn_domain: str
+    account_enabled: bool
+    hire_date: datetime
+
+
+class GraphUserRef(BaseModel):
+    user_id: str
+    user_principal_name: str
+    created: bool
+
+
+class SetManagerInput(BaseModel):
+    user_id: str
+    manager_employee_id: str
+
+
+class SetManagerResult(BaseModel):
+    manager_user_id: str
+
+
+class GroupMembershipInput(BaseModel):
+    """Make `user_id` a member (present=True) or not a member (present=False) of each group."""
+
+    user_id: str
+    groups: list[str]
+    present: bool = True
+
+
+class GroupMembershipResult(BaseModel):
+    group_ids: dict[str, str] = Field(default_factory=dict)
+    changed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+
+
+class SetAccountEnabledInput(BaseModel):
+    user_id: str
+    enabled: bool
+
+
+class IssueTapToManagerInput(BaseModel):
+    """Create a Temporary Access Pass for the new user and mail it to their manager.
+
+    The pass itself never leaves the activity: it is not part of any result, log or history.
+    """
+
+    user_id: str
+    user_display_name: str
+    manager_employee_id: str
+    start_at: datetime
+    lifetime_minutes: int
+    mail_sender: str
+
+
+class TapIssued(BaseModel):
+    tap_method_id: str
+    mailed_to_user_id: str
+    start_at: datetime
+    lifetime_minutes: int
+
+
+class SendMailInput(BaseModel):
+    sender: str
+    to_user_id: str
+    subject: str
+    html_body: str
+
+
+class UserIdInput(BaseModel):
+    user_id: str
+
+
+# ---- SCIM ---------------------------------------------------------------------------------------
+
+
+class EnsureScimUserInput(BaseModel):
+    app: str
+    worker: WorkerRecord
+    user_name: str
+    active: bool
+    roles: list[str] = Field(default_factory=list)
+
+
+class ScimUserRef(BaseModel):
+    app: str
+    scim_id: str
+    created: bool
+
+
+class SetScimActiveInput(BaseModel):
+    app: str
+    external_id: str
+    active: bool
+
+
+class ScimUserKey(BaseModel):
+    app: str
+    external_id: str

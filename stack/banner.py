@@ -1,0 +1,55 @@
+"""What `tenure stack run` prints once the stack answers: where things are, and the demo people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from stack.demo import ROSTER
+
+
+def print_banner(console: Console, stack: dict[str, Any], stack_file: str) -> None:
+    temporal = stack["temporal"]
+    lines = [
+        ("Temporal", f"{temporal['address']}  (namespace {temporal['namespace']})"),
+        ("Temporal UI", f"{temporal['ui_url']}/namespaces/{temporal['namespace']}/workflows"),
+        ("API", stack["api"]["url"]),
+        ("API docs", stack["api"]["docs_url"]),
+        ("Graph", stack["graph"]["url"]),
+    ]
+    lines += [(f"SCIM {app}", info["url"]) for app, info in stack["scim_apps"].items()]
+    lines += [
+        ("Credentials", stack_file),
+        ("State", stack["home"]),
+        ("Logs", stack["logs"]),
+    ]
+    console.print("\n[bold green]Tenure local stack is up[/]")
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        console.print(f"  {label:<{width}}  {value}", highlight=False, soft_wrap=True)
+
+
+def print_demo_people(console: Console, events: list[dict[str, Any]]) -> None:
+    table = Table(title="Demo people", title_justify="left", show_edge=False, pad_edge=False)
+    for column in ("id", "name", "department", "job title", "manager", "location", "starts"):
+        table.add_column(column)
+    names = {p.employee_id: p.name for p in ROSTER}
+    now = datetime.now(UTC)
+    for event in events:
+        worker = event["worker"]
+        starts = datetime.fromisoformat(event["effective_at"].replace("Z", "+00:00"))
+        when = starts.date().isoformat() + (" (future)" if starts > now else "")
+        kind = " (contractor)" if worker.get("employment_type") == "contractor" else ""
+        table.add_row(
+            worker["employee_id"],
+            f"{worker['given_name']} {worker['family_name']}{kind}",
+            worker.get("department", ""),
+            worker.get("job_title", ""),
+            names.get(worker.get("manager_id") or "", ""),
+            worker.get("location", ""),
+            when,
+        )
+    console.print(table)

@@ -1,0 +1,34 @@
+"""Shared fixtures: the time-skipping Temporal test server and the policy used by workflow tests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.policy import Policy
+from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    # The SDK would try to download the server; the venv ships it (RECIPES.md).
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_policy() -> Policy:
+    return load_policy(DEFAULT_POLICY_PATH)

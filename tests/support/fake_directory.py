@@ -1,0 +1,128 @@
+"""An in-memory stand-in for Graph and SCIM activities, for workflow tests on the time-skipping server.
+
+It registers under the real activity names and records each call with the (skipped) server time at which
+it was scheduled, so tests can assert *when* the workflow acted, not only *what* it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from temporalio import activity
+
+from domain.provisioning import (
+    ActivityNames,
+    EnsureGraphUserInput,
+    EnsureScimUserInput,
+    GraphUserRef,
+    GroupMembershipInput,
+    GroupMembershipResult,
+    IssueTapToManagerInput,
+    ScimUserRef,
+    SendMailInput,
+    SetAccountEnabledInput,
+    SetManagerInput,
+    SetManagerResult,
+    SetScimActiveInput,
+    TapIssued,
+)
+
+
+@dataclass
+class Call:
+    name: str
+    at: datetime
+    input: Any
+
+
+@dataclass
+class FakeDirectory:
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # employee id -> user
+    memberships: set[tuple[str, str]] = field(default_factory=set)  # (group, employee id)
+    app_accounts: dict[tuple[str, str], bool] = field(
+        default_factory=dict
+    )  # (app, employee id) -> active
+    calls: list[Call] = field(default_factory=list)
+
+    def _record(self, name: str, input: Any) -> None:
+        self.calls.append(Call(name, activity.info().current_attempt_scheduled_time, input))
+
+    def calls_named(self, name: str) -> list[Call]:
+        return [c for c in self.calls if c.name == name]
+
+    def _employee_of(self, user_id: str) -> str:
+        return next(e for e, u in self.users.items() if u["id"] == user_id)
+
+    @activity.defn(name=ActivityNames.GRAPH_ENSURE_USER)
+    async def ensure_user(self, input: EnsureGraphUserInput) -> GraphUserRef:
+        self._record(ActivityNames.GRAPH_ENSURE_USER, input)
+        emp = input.worker.employee_id
+        created = emp not in self.users
+        user = self.users.setdefault(
+            emp, {"id": f"uid-{emp}", "upn": f"{emp.lower()}@{input.upn_domain}"}
+        )
+        user["enabled"] = input.account_enabled
+        user["department"] = input.worker.department
+        return GraphUserRef(user_id=user["id"], user_principal_name=user["upn"], created=created)
+
+    @activity.defn(name=ActivityNames.GRAPH_SET_MANAGER)
+    async def set_manager(self, input: SetManagerInput) -> SetManagerResult:
+        self._record(ActivityNames.GRAPH_SET_MANAGER, input)
+        self.users[self._employee_of(input.user_id)]["manager"] = input.manager_employee_id
+        return SetManagerResult(manager_user_id=f"uid-{input.manager_employee_id}")
+
+    @activity.defn(name=ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS)
+    async def ensure_group_memberships(self, input: GroupMembershipInput) -> GroupMembershipResult:
+        self._record(ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS, input)
+        emp = self._employee_of(input.user_id)
+        for group in input.groups:
+            (self.memberships.add if input.present else self.memberships.discard)((group, emp))
+        return GroupMembershipResult(
+            group_ids={g: f"gid-{g}" for g in input.groups}, changed=input.groups
+        )
+
+    @activity.defn(name=ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
+    async def set_account_enabled(self, input: SetAccountEnabledInput) -> None:
+        self._record(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED, input)
+        self.users[self._employee_of(input.user_id)]["enabled"] = input.enabled
+
+    @activity.defn(name=ActivityNames.GRAPH_ISSUE_TAP_TO_MANAGER)
+    async def issue_tap(self, input: IssueTapToManagerInput) -> TapIssued:
+        self._record(ActivityNames.GRAPH_ISSUE_TAP_TO_MANAGER, input)
+        return TapIssued(
+            tap_method_id="tap-1",
+            mailed_to_user_id=f"uid-{input.manager_employee_id}",
+            start_at=input.start_at,
+            lifetime_minutes=input.lifetime_minutes,
+        )
+
+    @activity.defn(name=ActivityNames.GRAPH_SEND_MAIL)
+    async def send_mail(self, input: SendMailInput) -> None:
+        self._record(ActivityNames.GRAPH_SEND_MAIL, input)
+
+    @activity.defn(name=ActivityNames.SCIM_ENSURE_USER)
+    async def scim_ensure_user(self, input: EnsureScimUserInput) -> ScimUserRef:
+        self._record(ActivityNames.SCIM_ENSURE_USER, input)
+        key = (input.app, input.worker.employee_id)
+        created = key not in self.app_accounts
+        self.app_accounts[key] = input.active
+        return ScimUserRef(app=input.app, scim_id=f"scim-{key[1]}", created=created)
+
+    @activity.defn(name=ActivityNames.SCIM_SET_ACTIVE)
+    async def scim_set_active(self, input: SetScimActiveInput) -> None:
+        self._record(ActivityNames.SCIM_SET_ACTIVE, input)
+        self.app_accounts[(input.app, input.external_id)] = input.active
+
+    def activities(self) -> list[Any]:
+        return [
+            self.ensure_user,
+            self.set_manager,
+            self.ensure_group_memberships,
+            self.set_account_enabled,
+            self.issue_tap,
+            self.send_mail,
+            self.scim_ensure_user,
+            self.scim_set_active,
+        ]

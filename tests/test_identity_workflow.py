@@ -1,0 +1,205 @@
+"""The identity entity and the joiner on the time-skipping server: days pass in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.policy import PolicyActivities
+from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.identity import (
+    EventOutcome,
+    IdentityContract,
+    IdentityState,
+    IdentityWorkflowInput,
+    LifecycleStage,
+)
+from domain.joiner import JoinerResult, joiner_workflow_id
+from domain.policy import Policy
+from domain.provisioning import ActivityNames
+from tests.support.fake_directory import FakeDirectory
+from workflows.identity import IdentityWorkflow
+from workflows.joiner import JoinerWorkflow
+
+
+def _hire(employee_id: str, start: datetime, event_id: str | None = None, **worker: str) -> HrEvent:
+    return HrEvent(
+        event_id=event_id or f"hire-{employee_id}",
+        type=EventType.HIRE,
+        effective_at=start,
+        worker=WorkerRecord(
+            employee_id=employee_id,
+            given_name=worker.pop("given_name", "Ada"),
+            family_name=worker.pop("family_name", "Lovelace"),
+            **worker,
+        ),
+    )
+
+
+async def _signal(env: WorkflowEnvironment, queue: str, event: HrEvent) -> WorkflowHandle:
+    # The same signal-with-start the API uses, minus search attributes (the test server has none).
+    return await env.client.start_workflow(
+        IdentityContract.WORKFLOW,
+        IdentityWorkflowInput(employee_id=event.worker.employee_id, record_search_attributes=False),
+        id=identity_workflow_id(event.worker.employee_id),
+        task_queue=queue,
+        start_signal=IdentityContract.SIGNAL_HR_EVENT,
+        start_signal_args=[event],
+    )
+
+
+@pytest.fixture
+def directory() -> FakeDirectory:
+    return FakeDirectory()
+
+
+@pytest.fixture
+async def worker(
+    time_skipping_env: WorkflowEnvironment, demo_policy: Policy, directory: FakeDirectory
+):
+    queue = f"identity-test-{uuid.uuid4()}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=queue,
+        workflows=[IdentityWorkflow, JoinerWorkflow],
+        activities=[PolicyActivities(demo_policy).resolve_joiner_plan, *directory.activities()],
+    ):
+        yield queue
+
+
+async def _details(handle: WorkflowHandle) -> IdentityState:
+    return await handle.query(IdentityContract.QUERY_DETAILS, result_type=IdentityState)
+
+
+async def _joiner_result(env: WorkflowEnvironment, employee_id: str, event_id: str) -> JoinerResult:
+    """Wait for a joiner child to close. Only handles from start_workflow skip time by themselves,
+    so callers first advance the clock with env.sleep past any timer the joiner waits on."""
+    handle = env.client.get_workflow_handle(
+        joiner_workflow_id(employee_id, event_id), result_type=JoinerResult
+    )
+    for _ in range(200):
+        try:
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                return await handle.result()
+        except RPCError:
+            pass  # the parent has not started it yet
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"joiner for {employee_id} did not finish")
+
+
+async def test_future_hire_creates_disabled_account_at_pre_hire_offset_and_enables_on_start_date(
+    time_skipping_env: WorkflowEnvironment,
+    worker: str,
+    directory: FakeDirectory,
+    demo_policy: Policy,
+) -> None:
+    now = await time_skipping_env.get_current_time()
+    start = now + timedelta(days=30)
+    event = _hire("E3001", start, department="Finance", manager_id="E0001")
+    handle = await _signal(time_skipping_env, worker, event)
+
+    # Nothing before the pre-hire day: the identity waits as pre_hire.
+    await time_skipping_env.sleep(timedelta(days=22))
+    assert directory.users == {}
+    assert (await _details(handle)).stage is LifecycleStage.PRE_HIRE
+
+    await time_skipping_env.sleep(timedelta(days=9))
+    await _joiner_result(time_skipping_env, "E3001", event.event_id)
+
+    pre_hire_at = start - timedelta(days=demo_policy.joiner.pre_hire_days)
+    [create] = directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
+    assert create.input.account_enabled is False
+    assert pre_hire_at <= create.at < pre_hire_at + timedelta(minutes=1)
+    [enable] = directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
+    assert enable.input.enabled is True
+    assert start <= enable.at < start + timedelta(minutes=1)
+    # SCIM accounts were created inactive at pre-hire and activated on the start date too.
+    activations = directory.calls_named(ActivityNames.SCIM_SET_ACTIVE)
+    assert {c.input.app for c in activations} == {"collab", "ledger"}
+    assert all(start <= c.at < start + timedelta(minutes=1) for c in activations)
+    # The TAP is valid from the start date, and was sent at pre-hire time.
+    [tap] = directory.calls_named(ActivityNames.GRAPH_ISSUE_TAP_TO_MANAGER)
+    assert tap.input.start_at == start and tap.at < start
+
+    assert directory.users["E3001"]["enabled"] is True
+    assert {g for g, e in directory.memberships if e == "E3001"} == {
+        "All Staff",
+        "All Employees",
+        "Finance",
+    }
+    state = await _details(handle)
+    assert state.stage is LifecycleStage.ACTIVE
+    assert state.graph_user_id == "uid-E3001"
+    assert {(a.kind, a.target, a.rule) for a in state.access} >= {
+        ("graph_group", "Finance", "finance"),
+        ("scim_app", "ledger", "finance"),
+    }
+
+
+async def test_past_hire_is_caught_up_at_once(
+    time_skipping_env: WorkflowEnvironment, worker: str, directory: FakeDirectory
+) -> None:
+    now = await time_skipping_env.get_current_time()
+    event = _hire("E3002", now - timedelta(days=3), department="Engineering")
+    await _signal(time_skipping_env, worker, event)
+    result = await _joiner_result(time_skipping_env, "E3002", event.event_id)
+    [create] = directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
+    assert create.input.account_enabled is True
+    assert create.at - now < timedelta(minutes=1)
+    assert directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED) == []
+    assert result.warnings == ["no manager: no Temporary Access Pass was sent"]
+
+
+async def test_same_event_twice_is_applied_once(
+    time_skipping_env: WorkflowEnvironment, worker: str, directory: FakeDirectory
+) -> None:
+    now = await time_skipping_env.get_current_time()
+    event = _hire("E3003", now - timedelta(days=1), department="Sales")
+    handle = await _signal(time_skipping_env, worker, event)
+    await _signal(time_skipping_env, worker, event)
+    await _joiner_result(time_skipping_env, "E3003", event.event_id)
+    # A third copy long after the first was applied is still recognised.
+    await _signal(time_skipping_env, worker, event)
+
+    state = await _details(handle)
+    assert [h.outcome for h in state.history].count(EventOutcome.APPLIED) == 1
+    assert [h.outcome for h in state.history].count(EventOutcome.DUPLICATE) == 2
+    assert len(directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)) == 1
+
+
+async def test_events_for_one_person_are_applied_in_order(
+    time_skipping_env: WorkflowEnvironment, worker: str, directory: FakeDirectory
+) -> None:
+    now = await time_skipping_env.get_current_time()
+    first = _hire("E3004", now - timedelta(days=1), event_id="a-first", department="People")
+    second = _hire("E3004", now - timedelta(days=1), event_id="b-second", department="Sales")
+    third = HrEvent(
+        event_id="c-third",
+        type=EventType.UPDATE,
+        effective_at=now,
+        worker=WorkerRecord(employee_id="E3004", department="Finance"),
+    )
+    handle = await _signal(time_skipping_env, worker, first)
+    await _signal(time_skipping_env, worker, second)
+    await _signal(time_skipping_env, worker, third)
+    await _joiner_result(time_skipping_env, "E3004", "a-first")
+
+    state = await _details(handle)
+    while len(state.history) < 3:
+        await asyncio.sleep(0.05)
+        state = await _details(handle)
+    assert [h.event_id for h in state.history] == ["a-first", "b-second", "c-third"]
+    assert state.history[0].outcome is EventOutcome.APPLIED
+    # The second hire arrived after the first was applied: the person is already hired.
+    assert state.history[1].outcome is EventOutcome.IGNORED
+    assert "already hired" in state.history[1].reason
+    # Only the first hire provisioned anything, with the first hire's department.
+    [create] = directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
+    assert create.input.worker.department == "People"

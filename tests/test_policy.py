@@ -1,0 +1,121 @@
+"""The policy file: validation at load, and birthright evaluation."""
+
+from pathlib import Path
+
+import pytest
+
+from domain.birthright import birthright_for, joiner_plan
+from domain.events import EmploymentType, WorkerRecord
+from domain.policy import Policy
+from domain.policy_file import PolicyFileError, load_policy
+
+
+def _worker(**fields: object) -> WorkerRecord:
+    return WorkerRecord(employee_id="E1", **fields)
+
+
+def test_everyone_gets_the_baseline(demo_policy: Policy) -> None:
+    groups, apps = birthright_for(demo_policy, _worker(department="Sales", location="Remote"))
+    assert [g.group for g in groups] == ["All Staff", "All Employees", "Sales"]
+    assert [(a.app, a.roles) for a in apps] == [("collab", [])]
+
+
+def test_department_match_ignores_case_and_grants_app_roles(demo_policy: Policy) -> None:
+    groups, apps = birthright_for(demo_policy, _worker(department="finance"))
+    assert "Finance" in [g.group for g in groups]
+    assert {a.app: a.roles for a in apps} == {"collab": [], "ledger": ["ledger-user"]}
+
+
+def test_roles_from_several_rules_merge_and_credit_the_first_rule(demo_policy: Policy) -> None:
+    worker = _worker(department="Finance", job_title="Controller", location="London")
+    groups, apps = birthright_for(demo_policy, worker)
+    ledger = next(a for a in apps if a.app == "ledger")
+    assert ledger.roles == ["ledger-approver", "ledger-user"] and ledger.rule == "finance"
+    assert {g.group: g.rule for g in groups}["Finance Approvers"] == "finance-managers"
+    assert "London Office" in [g.group for g in groups]
+
+
+def test_custom_attribute_and_employment_type(demo_policy: Policy) -> None:
+    worker = _worker(
+        department="Engineering",
+        employment_type=EmploymentType.CONTRACTOR,
+        attributes={"on_call": "yes"},
+    )
+    names = [g.group for g in birthright_for(demo_policy, worker)[0]]
+    assert "Engineering On-Call" in names and "All Contractors" in names
+    assert "All Employees" not in names
+
+
+def test_missing_attribute_does_not_match(demo_policy: Policy) -> None:
+    names = [g.group for g in birthright_for(demo_policy, _worker(department="Engineering"))[0]]
+    assert "Engineering On-Call" not in names
+
+
+def test_plan_carries_tenant_and_offsets(demo_policy: Policy) -> None:
+    plan = joiner_plan(demo_policy, _worker())
+    assert plan.upn_domain == "contoso.example.com"
+    assert plan.pre_hire_days == 7
+    assert plan.mail_sender == "tenure-notify@contoso.example.com"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = """
+tenant: {domain: example.com, mail_sender: hr@example.com}
+groups: [All Staff]
+apps: {collab: {display_name: Collab}}
+"""
+
+
+def test_unknown_group_in_rule_names_file_path_and_reason(tmp_path: Path) -> None:
+    path = _write(tmp_path, BASE + "birthright:\n  - {name: x, groups: [Nope]}\n")
+    with pytest.raises(PolicyFileError) as err:
+        load_policy(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "'Nope' is not declared under groups" in message
+
+
+def test_bad_field_reports_the_path_inside_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, BASE + "joiner: {pre_hire_days: 400}\n")
+    with pytest.raises(PolicyFileError, match=r"joiner\.pre_hire_days: Input should be less than"):
+        load_policy(path)
+
+
+def test_unknown_condition_field(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, BASE + "birthright:\n  - {name: x, when: {shoe_size: 9}, groups: [All Staff]}\n"
+    )
+    with pytest.raises(
+        PolicyFileError, match=r"birthright\[0\]\.when: .*unknown condition field 'shoe_size'"
+    ):
+        load_policy(path)
+
+
+def test_unknown_app_and_duplicate_rule(tmp_path: Path) -> None:
+    path = _write(tmp_path, BASE + "birthright:\n  - {name: x, apps: [{app: erp}]}\n")
+    with pytest.raises(PolicyFileError, match="app 'erp' is not declared under apps"):
+        load_policy(path)
+    path = _write(
+        tmp_path,
+        BASE
+        + "birthright:\n  - {name: x, groups: [All Staff]}\n  - {name: x, groups: [All Staff]}\n",
+    )
+    with pytest.raises(PolicyFileError, match="rule names must be unique, repeated: x"):
+        load_policy(path)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PolicyFileError, match=r"line \d+, column \d+\): not valid YAML"):
+        load_policy(_write(tmp_path, "tenant: [unclosed\n"))
+    with pytest.raises(PolicyFileError, match="policy file not found"):
+        load_policy(tmp_path / "absent.yaml")
+
+
+def test_unknown_top_level_section_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyFileError, match="birthrights: Extra inputs are not permitted"):
+        load_policy(_write(tmp_path, BASE + "birthrights: []\n"))

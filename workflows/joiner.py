@@ -1,0 +1,219 @@
+"""Joiner: create the account, grant birthright, hand the manager a TAP, enable on the start date."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.joiner import JoinerContract, JoinerInput, JoinerProgress, JoinerResult
+    from domain.provisioning import (
+        ActivityNames,
+        EnsureGraphUserInput,
+        EnsureScimUserInput,
+        GraphUserRef,
+        GroupMembershipInput,
+        GroupMembershipResult,
+        IssueTapToManagerInput,
+        JoinerPlan,
+        JoinerPlanInput,
+        ScimUserRef,
+        SendMailInput,
+        SetAccountEnabledInput,
+        SetManagerInput,
+        SetScimActiveInput,
+        TapIssued,
+    )
+    from workflows.retry import PROVISIONING, WAIT_FOR_MANAGER
+
+
+@workflow.defn(name=JoinerContract.WORKFLOW)
+class JoinerWorkflow:
+    def __init__(self) -> None:
+        self._progress = JoinerProgress()
+
+    @workflow.query(name=JoinerContract.QUERY_PROGRESS)
+    def progress(self) -> JoinerProgress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, input: JoinerInput) -> JoinerResult:
+        worker = input.worker
+        plan: JoinerPlan = await workflow.execute_activity(
+            ActivityNames.RESOLVE_JOINER_PLAN,
+            JoinerPlanInput(worker=worker),
+            result_type=JoinerPlan,
+            **PROVISIONING,
+        )
+        start_at = input.start_at
+        pre_hire_at = start_at - timedelta(days=plan.pre_hire_days)
+        self._progress.start_at, self._progress.pre_hire_at = start_at, pre_hire_at
+
+        # Pre-hire work waits for its day; a date already past is caught up at once.
+        await self._sleep_until(
+            pre_hire_at, "pre_hire_wait", f"pre-hire work on {pre_hire_at:%Y-%m-%d %H:%M} UTC"
+        )
+
+        enabled_now = workflow.now() >= start_at
+        enabled_at = workflow.now()
+        self._phase("provisioning", "creating the account and granting birthright access")
+        user: GraphUserRef = await workflow.execute_activity(
+            ActivityNames.GRAPH_ENSURE_USER,
+            EnsureGraphUserInput(
+                worker=worker,
+                upn_domain=plan.upn_domain,
+                account_enabled=enabled_now,
+                hire_date=start_at,
+            ),
+            result_type=GraphUserRef,
+            **PROVISIONING,
+        )
+        self._progress.user_id, self._progress.user_principal_name = (
+            user.user_id,
+            user.user_principal_name,
+        )
+        self._done(f"graph account {'enabled' if enabled_now else 'created disabled'}")
+
+        # Manager, groups and each app account are independent of one another: run them together.
+        await asyncio.gather(
+            self._set_manager(user.user_id, worker.manager_id),
+            self._grant_groups(user.user_id, [g.group for g in plan.groups]),
+            *(
+                self._ensure_app_account(
+                    app.app, input, user.user_principal_name, enabled_now, app.roles
+                )
+                for app in plan.apps
+            ),
+        )
+
+        tap_mailed_to = await self._issue_tap(user, input, plan, start_at)
+
+        if not enabled_now:
+            await self._sleep_until(
+                start_at, "start_wait", f"enabling the account on {start_at:%Y-%m-%d %H:%M} UTC"
+            )
+            self._phase("enabling", "start date reached: enabling the account everywhere")
+            await asyncio.gather(
+                workflow.execute_activity(
+                    ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+                    SetAccountEnabledInput(user_id=user.user_id, enabled=True),
+                    **PROVISIONING,
+                ),
+                *(
+                    workflow.execute_activity(
+                        ActivityNames.SCIM_SET_ACTIVE,
+                        SetScimActiveInput(app=app.app, external_id=input.employee_id, active=True),
+                        **PROVISIONING,
+                    )
+                    for app in plan.apps
+                ),
+            )
+            enabled_at = workflow.now()
+            self._done("account enabled on the start date")
+
+        await workflow.execute_activity(
+            ActivityNames.GRAPH_SEND_MAIL,
+            SendMailInput(
+                sender=plan.mail_sender,
+                to_user_id=user.user_id,
+                subject="Welcome aboard",
+                html_body=(
+                    f"<p>Welcome, {worker.given_name}!</p><p>Your account is "
+                    f"<b>{user.user_principal_name}</b>. Your manager has a Temporary Access Pass "
+                    "for your first sign-in.</p>"
+                ),
+            ),
+            **PROVISIONING,
+        )
+        self._done("welcome mail sent")
+        self._phase("done", f"provisioned {user.user_principal_name}")
+        return JoinerResult(
+            user_id=user.user_id,
+            user_principal_name=user.user_principal_name,
+            groups=plan.groups,
+            apps=plan.apps,
+            enabled_at=enabled_at,
+            tap_mailed_to=tap_mailed_to,
+            warnings=self._progress.warnings,
+        )
+
+    async def _sleep_until(self, when: datetime, phase: str, details: str) -> None:
+        delay = when - workflow.now()
+        if delay > timedelta(0):
+            self._phase(phase, f"waiting: {details}")
+            await workflow.sleep(delay)
+
+    async def _set_manager(self, user_id: str, manager_id: str | None) -> None:
+        if not manager_id:
+            return
+        try:
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_SET_MANAGER,
+                SetManagerInput(user_id=user_id, manager_employee_id=manager_id),
+                **WAIT_FOR_MANAGER,
+            )
+            self._done(f"manager set to {manager_id}")
+        except ActivityError as err:
+            # A manager who never appears must not block the hire: record it for the operator.
+            self._progress.warnings.append(f"manager {manager_id} not set: {err.cause or err}")
+
+    async def _grant_groups(self, user_id: str, groups: list[str]) -> None:
+        if not groups:
+            return
+        result: GroupMembershipResult = await workflow.execute_activity(
+            ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
+            GroupMembershipInput(user_id=user_id, groups=groups, present=True),
+            result_type=GroupMembershipResult,
+            **PROVISIONING,
+        )
+        self._done(f"member of {len(result.group_ids)} birthright groups")
+
+    async def _ensure_app_account(
+        self, app: str, input: JoinerInput, user_name: str, active: bool, roles: list[str]
+    ) -> None:
+        await workflow.execute_activity(
+            ActivityNames.SCIM_ENSURE_USER,
+            EnsureScimUserInput(
+                app=app, worker=input.worker, user_name=user_name, active=active, roles=roles
+            ),
+            result_type=ScimUserRef,
+            **PROVISIONING,
+        )
+        self._done(f"{app} account {'active' if active else 'created inactive'}")
+
+    async def _issue_tap(
+        self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan, start_at: datetime
+    ) -> str | None:
+        manager_id = input.worker.manager_id
+        if not manager_id:
+            self._progress.warnings.append("no manager: no Temporary Access Pass was sent")
+            return None
+        try:
+            issued: TapIssued = await workflow.execute_activity(
+                ActivityNames.GRAPH_ISSUE_TAP_TO_MANAGER,
+                IssueTapToManagerInput(
+                    user_id=user.user_id,
+                    user_display_name=input.worker.display_name,
+                    manager_employee_id=manager_id,
+                    start_at=max(start_at, workflow.now()),
+                    lifetime_minutes=plan.tap_lifetime_minutes,
+                    mail_sender=plan.mail_sender,
+                ),
+                result_type=TapIssued,
+                **WAIT_FOR_MANAGER,
+            )
+        except ActivityError as err:
+            self._progress.warnings.append(f"Temporary Access Pass not sent: {err.cause or err}")
+            return None
+        self._done(f"Temporary Access Pass mailed to manager {manager_id}")
+        return issued.mailed_to_user_id
+
+    def _phase(self, phase: str, details: str) -> None:
+        self._progress.phase = phase
+        workflow.set_current_details(details)
+
+    def _done(self, step: str) -> None:
+        self._progress.done.append(step)

@@ -1,0 +1,30 @@
+"""Activity timeouts and retry policies shared by the workflows (Temporal owns retries, rule 4)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+# Provisioning calls retry until they succeed or fail for good (a non-retryable error type).
+# Throttling errors carry the server's Retry-After as next_retry_delay, which overrides the backoff.
+PROVISIONING: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+    ),
+}
+
+# A manager's own joiner may still be running: wait a while for them, then carry on without.
+WAIT_FOR_MANAGER: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=15),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=1.5,
+        maximum_interval=timedelta(seconds=30),
+    ),
+}
