@@ -254,9 +254,7 @@ class GraphActivities:
         request.headers.try_add("Content-Type", "application/json")
         request.content = json.dumps(changes).encode()
         with graph_call(call):
-            await self._adapter.send_no_response_content_async(
-                request, {"XXX": ODataError.create_from_discriminator_value}
-            )
+            await self._adapter.send_no_response_content_async(request, {"XXX": ODataError})
 
     @activity.defn(name=ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
     async def set_account_enabled(self, input: SetAccountEnabledInput) -> None:
@@ -298,9 +296,7 @@ class GraphActivities:
         request.headers.try_add("Content-Type", "application/json")
         request.content = json.dumps({"requests": requests}).encode()
         with graph_call(call):
-            raw = await self._adapter.send_primitive_async(
-                request, "bytes", {"XXX": ODataError.create_from_discriminator_value}
-            )
+            raw = await self._adapter.send_primitive_async(request, "bytes", {"XXX": ODataError})
         responses = json.loads(raw or b"{}").get("responses") or []
         return {str(r.get("id")): r for r in responses}
 

@@ -1,28 +1,35 @@
-# throwaway stand-in
-import argparse, os
+"""`python -m api --host 127.0.0.1 --port 8000`: serve the Tenure API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
 import uvicorn
-from fastapi import FastAPI, Request, HTTPException
-from fastapi.responses import JSONResponse
 
-p = argparse.ArgumentParser()
-p.add_argument("--host")
-p.add_argument("--port", type=int)
-a = p.parse_args()
-app = FastAPI()
+from api.app import create_app
+from api.settings import ApiSettings, SettingsError
 
 
-@app.get("/healthz")
-def h():
-    return {"ok": True}
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api", description="Serve the Tenure API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = ApiSettings.from_env()
+    except SettingsError as err:
+        print(f"tenure api: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # lifespan="on": a Temporal that cannot be reached fails startup loudly instead of serving 503s.
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    return 0
 
 
-@app.post("/v1/hr/events")
-async def e(r: Request):
-    if r.headers.get("authorization") != f"Bearer {os.environ['TENURE_INTAKE_TOKEN']}":
-        raise HTTPException(401)
-    body = await r.json()
-    print("EVENTS", len(body["events"]), flush=True)
-    return JSONResponse([{"event_id": x["event_id"]} for x in body["events"]], status_code=202)
-
-
-uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+if __name__ == "__main__":
+    sys.exit(main())

@@ -61,10 +61,14 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
     return env
 
 
+# Settings for a remote Temporal (Cloud or a TLS cluster); the local dev server takes neither.
+_REMOTE_TEMPORAL_VARS = ("TEMPORAL_API_KEY", "TEMPORAL_TLS")
+
+
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    # The parent's environment passes through (PATH, proxies, log levels...); what the stack itself
-    # decides (addresses, tokens) is set on top, so every child agrees on the same endpoints.
-    env = dict(os.environ)
+    # The parent's environment passes through (PATH, log levels, TENURE_* tuning...); what the stack
+    # itself decides (addresses, tokens) is set on top, so every child agrees on the same endpoints.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_REMOTE_TEMPORAL_VARS)}
     env["PYTHONUNBUFFERED"] = "1"  # logs reach the log file as they happen
     env.update(extra or {})
     return env

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from temporalio.client import Client
@@ -225,3 +226,17 @@ def test_endpoint_from_stack_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert hr_cmd.resolve_endpoint(None, None) == ("http://127.0.0.1:1", "from-stack")
     assert hr_cmd.resolve_endpoint("http://x", "t") == ("http://x", "t")
+
+
+def test_unreachable_api_stops_with_what_was_not_sent() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    events = [hr_cmd.SourceEvent(i + 1, hire("U1", f"u-{i}")) for i in range(3)]
+    unique, summary = hr_cmd.drop_duplicates(events)
+    with httpx.Client(base_url=closed) as http:
+        hr_cmd.send_events(http, unique, summary, batch_size=2, retry_delays=(0.0,))
+    assert not summary.ok
+    assert summary.aborted is not None
+    assert "cannot reach the API" in summary.aborted
+    assert "3 event(s) not sent" in summary.aborted

@@ -276,7 +276,9 @@ class GraphResources:
         if sender is None:
             # Exchange, not the directory, answers for mailboxes, with its own code.
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{key}' is invalid.")
-        message = call.body.get("message") if isinstance(call.body, dict) else None
+        # Action parameters are case-insensitive in Graph; the SDK sends "Message".
+        params = {k.lower(): v for k, v in call.body.items()} if isinstance(call.body, dict) else {}
+        message = params.get("message")
         if not isinstance(message, dict):
             raise bad_request("Empty Payload. JSON content expected.", "ErrorInvalidRequest")
         to = [

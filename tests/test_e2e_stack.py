@@ -1,0 +1,322 @@
+"""End to end over HTTP on a running local stack: Temporal dev server, worker, API, Graph emulator and
+two scim2-server targets, all started by `tenure stack run` on free ports in a throwaway home."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from connection.temporal import TemporalSettings, connect
+from domain.birthright import birthright_for
+from domain.events import WorkerRecord, identity_workflow_id
+from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
+from domain.policy import Policy
+from stack.launcher import LaunchedStack, launched_stack
+
+pytestmark = pytest.mark.e2e
+
+YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaunchedStack]:
+    with launched_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def temporal(stack: LaunchedStack) -> AsyncIterator[Client]:
+    info = stack.info()["temporal"]
+    yield await connect(TemporalSettings(address=info["address"], namespace=info["namespace"]))
+
+
+class Apis:
+    """Thin HTTP views of the stack's API, Graph emulator and SCIM apps, as a test reads them."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.api = httpx.AsyncClient(base_url=info["api"]["url"], timeout=60)
+        self.graph = httpx.AsyncClient(
+            base_url=info["graph"]["url"],
+            headers={"Authorization": f"Bearer {info['graph']['token']}"},
+            timeout=30,
+        )
+        self.control = httpx.AsyncClient(
+            base_url=info["graph"]["control_url"],
+            headers={"Authorization": f"Bearer {info['graph']['token']}"},
+            timeout=30,
+        )
+        self.scim = {
+            app: httpx.AsyncClient(
+                base_url=cfg["url"], headers={"Authorization": f"Bearer {cfg['token']}"}, timeout=30
+            )
+            for app, cfg in info["scim_apps"].items()
+        }
+
+    async def post_events(
+        self, events: list[dict[str, Any]], token: str | None = "intake"
+    ) -> httpx.Response:
+        headers = {}
+        if token == "intake":
+            headers["Authorization"] = f"Bearer {self.info['api']['intake_token']}"
+        elif token:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.api.post("/v1/hr/events", json={"events": events}, headers=headers)
+
+    async def graph_users(self, employee_id: str) -> list[dict[str, Any]]:
+        response = await self.graph.get(
+            "/users", params={"$filter": f"employeeId eq '{employee_id}'"}
+        )
+        response.raise_for_status()
+        return response.json()["value"]
+
+    async def manager_id(self, user_id: str) -> str | None:
+        response = await self.graph.get(f"/users/{user_id}/manager")
+        return response.json()["id"] if response.status_code == 200 else None
+
+    async def group_names(self, user_id: str) -> list[str]:
+        response = await self.graph.get(f"/users/{user_id}/memberOf")
+        response.raise_for_status()
+        return [g["displayName"] for g in response.json()["value"]]
+
+    async def scim_users(self, app: str, employee_id: str) -> list[dict[str, Any]]:
+        response = await self.scim[app].get(
+            "/Users", params={"filter": f'externalId eq "{employee_id}"'}
+        )
+        response.raise_for_status()
+        return response.json().get("Resources", [])
+
+    async def request_log(self, since: int = 0) -> list[dict[str, Any]]:
+        response = await self.control.get("/requests", params={"since": since})
+        response.raise_for_status()
+        body = response.json()
+        return body["requests"] if isinstance(body, dict) else body
+
+    async def aclose(self) -> None:
+        for client in (self.api, self.graph, self.control, *self.scim.values()):
+            await client.aclose()
+
+
+@pytest.fixture(scope="module")
+async def apis(stack: LaunchedStack) -> AsyncIterator[Apis]:
+    views = Apis(stack.info())
+    yield views
+    await views.aclose()
+
+
+def hire(employee_id: str, *, event_id: str | None = None, **worker: Any) -> dict[str, Any]:
+    record = {
+        "employee_id": employee_id,
+        "given_name": "Test",
+        "family_name": f"Person{employee_id}",
+    }
+    record.update(worker)
+    return {
+        "event_id": event_id or f"e2e-hire-{employee_id}",
+        "type": "hire",
+        "effective_at": YESTERDAY.isoformat(),
+        "occurred_at": YESTERDAY.isoformat(),
+        "worker": record,
+    }
+
+
+DEPARTMENTS = ["Finance", "Engineering", "Sales", "People"]
+LOCATIONS = ["London", "Berlin", "Remote"]
+
+
+def team(manager_id: str, first: int, count: int, prefix: str) -> list[dict[str, Any]]:
+    return [
+        hire(
+            f"{prefix}{first + i:03d}",
+            department=DEPARTMENTS[i % 4],
+            job_title="Analyst" if i % 4 == 0 else "Specialist",
+            location=LOCATIONS[i % 3],
+            manager_id=manager_id,
+            employment_type="contractor" if i % 7 == 3 else "employee",
+            attributes={"on_call": "yes"} if i % 4 == 1 else {},
+        )
+        for i in range(count)
+    ]
+
+
+async def identity(temporal: Client, employee_id: str) -> IdentityState | None:
+    try:
+        return await temporal.get_workflow_handle(identity_workflow_id(employee_id)).query(
+            IdentityContract.QUERY_DETAILS, result_type=IdentityState
+        )
+    except RPCError:
+        return None
+
+
+async def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+async def wait_all_applied(
+    temporal: Client, events: list[dict[str, Any]], timeout_s: float = 240
+) -> None:
+    async def all_applied() -> bool:
+        for event in events:
+            state = await identity(temporal, event["worker"]["employee_id"])
+            applied = state and any(
+                h.event_id == event["event_id"] and h.outcome is EventOutcome.APPLIED
+                for h in state.history
+            )
+            if not applied:
+                return False
+        return True
+
+    await wait_until(all_applied, timeout_s, f"{len(events)} hires to be provisioned")
+
+
+async def assert_provisioned_once(apis: Apis, policy: Policy, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        record = WorkerRecord.model_validate(event["worker"])
+        users = await apis.graph_users(record.employee_id)
+        assert len(users) == 1, f"{record.employee_id}: {len(users)} Graph users"
+        user = users[0]
+        assert user["givenName"] == record.given_name and user["surname"] == record.family_name
+        assert user["department"] == record.department and user["jobTitle"] == record.job_title
+        assert user["officeLocation"] == record.location
+        assert user["employeeType"] == record.employment_type.value
+        assert user["accountEnabled"] is True
+        assert user["userPrincipalName"].endswith("@contoso.example.com")
+        if record.manager_id:
+            [manager] = await apis.graph_users(record.manager_id)
+            assert await apis.manager_id(user["id"]) == manager["id"]
+        groups, apps = birthright_for(policy, record)
+        assert sorted(await apis.group_names(user["id"])) == sorted(g.group for g in groups)
+        granted = {a.app for a in apps}
+        for app in apis.scim:
+            accounts = await apis.scim_users(app, record.employee_id)
+            assert len(accounts) == (1 if app in granted else 0), f"{record.employee_id} in {app}"
+            if accounts:
+                assert accounts[0]["userName"] == user["userPrincipalName"]
+                assert accounts[0]["active"] is True
+
+
+async def test_twenty_hires_are_provisioned_and_a_replay_changes_nothing(
+    apis: Apis, temporal: Client, demo_policy: Policy
+) -> None:
+    events = [hire("E7000", department="Finance", job_title="Finance Manager", location="London")]
+    events += team("E7000", 1, 19, "E7")
+    response = await apis.post_events(events)
+    assert response.status_code == 202, response.text
+    assert [a["workflow_id"] for a in response.json()["accepted"]] == [
+        identity_workflow_id(e["worker"]["employee_id"]) for e in events
+    ]
+    await wait_all_applied(temporal, events)
+    await assert_provisioned_once(apis, demo_policy, events)
+
+    # The same 20 again: acknowledged, recognised as duplicates, and not one more Graph call.
+    before = await apis.request_log()
+    last_seq = max((r["seq"] for r in before), default=0)
+    again = await apis.post_events(events)
+    assert again.status_code == 202
+
+    async def duplicates_seen() -> bool:
+        for event in events:
+            state = await identity(temporal, event["worker"]["employee_id"])
+            if not state or not any(h.outcome is EventOutcome.DUPLICATE for h in state.history):
+                return False
+        return True
+
+    await wait_until(duplicates_seen, 60, "the replayed events to be recognised")
+    assert await apis.request_log(since=last_seq) == []
+    await assert_provisioned_once(apis, demo_policy, events)
+
+
+async def test_worker_killed_mid_batch_leaves_no_duplicate_and_no_gap(
+    stack: LaunchedStack, apis: Apis, temporal: Client, demo_policy: Policy
+) -> None:
+    events = [
+        hire("E7100", department="Engineering", job_title="Head of Engineering", location="Berlin")
+    ]
+    events += team("E7100", 101, 24, "E7")
+    worker_pid = stack.pid_of("worker")
+    response = await apis.post_events(events)
+    assert response.status_code == 202, response.text
+
+    async def some_provisioned() -> bool:
+        return bool(await apis.graph_users("E7100"))
+
+    await wait_until(some_provisioned, 60, "the first hires to start")
+    os.kill(worker_pid, signal.SIGKILL)
+
+    # The stack's supervisor restarts the worker; Temporal hands it the unfinished work.
+    async def restarted() -> bool:
+        return stack.pid_of("worker") != worker_pid
+
+    await wait_until(restarted, 60, "the worker to be restarted")
+    await wait_all_applied(temporal, events)
+    await assert_provisioned_once(apis, demo_policy, events)
+    for event in events:
+        state = await identity(temporal, event["worker"]["employee_id"])
+        assert state is not None and state.stage is LifecycleStage.ACTIVE
+
+
+async def test_throttled_graph_calls_are_retried_no_sooner_than_retry_after(
+    apis: Apis, temporal: Client, demo_policy: Policy
+) -> None:
+    start = await apis.request_log()
+    since = max((r["seq"] for r in start), default=0)
+    fault = await apis.control.post(
+        "/faults", json={"status": 429, "retry_after": 2, "path": "/v1.0/", "share": 0.3, "seed": 7}
+    )
+    assert fault.status_code in (200, 201), fault.text
+    try:
+        events = [hire("E7200", department="Sales", job_title="Head of Sales", location="London")]
+        events += team("E7200", 201, 9, "E7")
+        assert (await apis.post_events(events)).status_code == 202
+        await wait_all_applied(temporal, events)
+    finally:
+        await apis.control.delete("/faults")
+    await assert_provisioned_once(apis, demo_policy, events)
+
+    log = await apis.request_log(since=since)
+    throttled = [r for r in log if r["status"] == 429]
+    assert len(throttled) >= 3, "the fault should have throttled several calls"
+    # Every activity attempt tags its calls; the next attempt of a throttled one must wait it out.
+    attempts = [r for r in log if r.get("activity")]
+    for t in throttled:
+        workflow_activity, attempt = t["activity"].rsplit(":", 1)
+        retry = next(
+            (r for r in attempts if r["activity"] == f"{workflow_activity}:{int(attempt) + 1}"),
+            None,
+        )
+        assert retry is not None, f"no retry of {t['activity']} after its 429"
+        assert retry["time"] >= t["time"] + t["retry_after"] - 0.05, (t, retry)
+
+
+async def test_intake_refuses_missing_tokens_and_bad_events(apis: Apis, temporal: Client) -> None:
+    good = hire("E7300", department="People")
+    assert (await apis.post_events([good], token=None)).status_code == 401
+    assert (await apis.post_events([good], token="not-the-token")).status_code == 401
+
+    bad = hire("E7301", department="People")
+    bad["effective_at"] = "next tuesday"
+    del bad["worker"]["given_name"]
+    response = await apis.post_events([good, bad])
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert any("effective_at" in f for f in fields), fields
+    # Nothing of a bad batch is accepted: not even the good event's identity exists.
+    assert await identity(temporal, "E7300") is None
+    assert Counter(e["index"] for e in response.json()["errors"]).keys() == {1}
