@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -175,13 +176,10 @@ class GraphActivities:
         candidates = mail_nickname_candidates(
             worker.given_name or "", worker.family_name or "", worker.employee_id
         )
+        # Create first and let Graph's uniqueness check say "taken" (a 400): one request per
+        # joiner instead of a lookup plus a create, and no race between the two.
         for _, nickname in zip(range(MAX_UPN_CANDIDATES), candidates, strict=False):
             upn = upn_for(nickname, input.upn_domain)
-            holders = await self._find_users(
-                f"userPrincipalName eq {_odata_quote(upn)}", ["id"], f"check UPN {upn}"
-            )
-            if holders:
-                continue  # someone else's: the next candidate is just as deterministic
             created = await self._create_user(nickname, upn, desired, input.hire_date)
             if created is not None:
                 return created
@@ -215,10 +213,9 @@ class GraphActivities:
         try:
             created = await self._client.users.post(user)
         except ODataError as err:
-            if err.response_status_code == 400 and _DUPLICATE_UPN in graph_errors.graph_message(
-                err
-            ):
-                return None  # taken between our check and our create: try the next candidate
+            duplicate = _DUPLICATE_UPN in graph_errors.graph_message(err)
+            if err.response_status_code == 400 and duplicate:
+                return None  # someone else's UPN: the next candidate is just as deterministic
             raise graph_errors.to_application_error(err, call) from None
         except httpx.TransportError as err:
             raise graph_errors.to_application_error(err, call) from None
@@ -250,7 +247,7 @@ class GraphActivities:
 
     async def _patch_user(self, user_id: str, changes: dict[str, Any], call: str) -> None:
         # Sent as raw JSON: the SDK's models drop None, and clearing an attribute needs `null`.
-        request = RequestInformation(Method.PATCH, f"{self._root}/users/{user_id}")
+        request = RequestInformation(Method.PATCH, f"{self._root}/users/{quote(user_id)}")
         request.headers.try_add("Content-Type", "application/json")
         request.content = json.dumps(changes).encode()
         with graph_call(call):

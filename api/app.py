@@ -20,7 +20,6 @@ from temporalio.client import Client
 
 from api import problems
 from api.auth import require_intake_token
-from api.connection import connect, temporal_is_healthy
 from api.intake import (
     EventBatch,
     IntakeResult,
@@ -30,6 +29,7 @@ from api.intake import (
     parse_body,
 )
 from api.settings import ApiSettings
+from connection.temporal import connect, temporal_is_healthy
 from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,13 @@ def create_app(settings: ApiSettings, client: Client | None = None) -> FastAPI:
             app.state.temporal = client
         else:
             try:
-                app.state.temporal = await connect(settings)
+                app.state.temporal = await connect(settings.temporal)
             except Exception as err:
                 raise RuntimeError(
-                    f"cannot reach Temporal at {settings.temporal_address} "
-                    f"(namespace {settings.temporal_namespace}): {err}"
+                    f"cannot reach Temporal at {settings.temporal.address} "
+                    f"(namespace {settings.temporal.namespace}): {err}"
                 ) from err
-            log.info("connected to Temporal at %s", settings.temporal_address)
+            log.info("connected to Temporal at %s", settings.temporal.address)
         yield
 
     app = FastAPI(

@@ -12,15 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from domain.events import MAX_EVENTS_PER_BATCH, HrEvent, identity_workflow_id
 from domain.identity import IdentityContract, IdentityWorkflowInput, LifecycleStage
+from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 
 # Registered by the local stack (DESIGN.md, "Temporal visibility"); ids and stages only, no PII.
-EMPLOYEE_ID_KEY = SearchAttributeKey.for_keyword("EmployeeId")
-LIFECYCLE_STAGE_KEY = SearchAttributeKey.for_keyword("LifecycleStage")
 
 # Different employees are signalled concurrently, but not unboundedly: a 1,000-event batch should
 # not open 1,000 simultaneous RPCs against the frontend.
@@ -211,8 +210,8 @@ async def _signal_with_start(client: Client, event: HrEvent, task_queue: str) ->
         start_signal_args=[event],
         search_attributes=TypedSearchAttributes(
             [
-                SearchAttributePair(EMPLOYEE_ID_KEY, employee_id),
-                SearchAttributePair(LIFECYCLE_STAGE_KEY, LifecycleStage.NONE.value),
+                SearchAttributePair(EMPLOYEE_ID, employee_id),
+                SearchAttributePair(LIFECYCLE_STAGE, LifecycleStage.NONE.value),
             ]
         ),
         static_summary=f"Identity {employee_id}",

@@ -7,10 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connection.temporal import TemporalSettings, TemporalSettingsError
 from domain.identity import IdentityContract
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 class SettingsError(ValueError):
@@ -21,23 +19,19 @@ class SettingsError(ValueError):
 class ApiSettings:
     # Secrets stay out of repr(), hence out of logs and tracebacks.
     intake_token: str = field(repr=False)
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    temporal_api_key: str | None = field(default=None, repr=False)
-    temporal_tls: bool = False
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
     task_queue: str = IdentityContract.TASK_QUEUE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         env = os.environ if environ is None else environ
-        api_key = env.get("TEMPORAL_API_KEY") or None
+        try:
+            temporal = TemporalSettings.from_env(env)
+        except TemporalSettingsError as err:
+            raise SettingsError(str(err)) from err
         return cls(
             intake_token=_intake_token(env),
-            temporal_address=env.get("TEMPORAL_ADDRESS") or cls.temporal_address,
-            temporal_namespace=env.get("TEMPORAL_NAMESPACE") or cls.temporal_namespace,
-            temporal_api_key=api_key,
-            # Temporal Cloud takes API keys over TLS only: a key implies TLS unless told otherwise.
-            temporal_tls=_flag(env, "TEMPORAL_TLS", default=api_key is not None),
+            temporal=temporal,
             task_queue=env.get("TENURE_TASK_QUEUE") or cls.task_queue,
         )
 
@@ -59,15 +53,3 @@ def _intake_token(env: Mapping[str, str]) -> str:
             "or TENURE_INTAKE_TOKEN_FILE to the path of a file holding it"
         )
     return token
-
-
-def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")

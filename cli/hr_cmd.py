@@ -362,8 +362,7 @@ def run_import(args: argparse.Namespace) -> int:
     except FileProblems as problems:
         err.print(f"[red]error:[/red] nothing was sent; {escape(str(args.file))} has problems:")
         for line, message in problems.problems:
-            where = f"line {line}" if line else str(args.file)
-            err.print(f"  {escape(where)}: {escape(message)}")
+            err.print(f"  line {line}: {escape(message)}" if line else f"  {escape(message)}")
         return 2
 
     unique, summary = drop_duplicates(events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -47,21 +48,27 @@ def _demo_enabled(args: argparse.Namespace) -> bool:
     )
 
 
+def _console() -> Console:
+    # Piped into a log or a test, rich would assume 80 columns and wrap every table row.
+    return Console(width=None if sys.stdout.isatty() else 132)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    console = Console(stderr=False)
+    console = _console()
     try:
         config = StackConfig.from_env()
         with home_lock(config.home):
             clear_stale_stack_file(config.home)
+            config.check_ports_free()
             creds = load_or_create_credentials(config.home, config.apps)
             return asyncio.run(run_stack(config, creds, _demo_enabled(args), console))
     except (StackConfigError, PolicyFileError, ValueError) as exc:
-        console.print(f"[bold red]Cannot start the stack:[/] {exc}", highlight=False)
+        console.print(f"[bold red]Cannot start the stack:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
 
 
 def status_command(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _console()
     home = tenure_home()
     stack = read_stack_file(home)
     if stack is None:

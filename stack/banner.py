@@ -35,7 +35,7 @@ def print_banner(console: Console, stack: dict[str, Any], stack_file: str) -> No
 def print_demo_people(console: Console, events: list[dict[str, Any]]) -> None:
     table = Table(title="Demo people", title_justify="left", show_edge=False, pad_edge=False)
     for column in ("id", "name", "department", "job title", "manager", "location", "starts"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     names = {p.employee_id: p.name for p in ROSTER}
     now = datetime.now(UTC)
     for event in events:
@@ -43,9 +43,10 @@ def print_demo_people(console: Console, events: list[dict[str, Any]]) -> None:
         starts = datetime.fromisoformat(event["effective_at"].replace("Z", "+00:00"))
         when = starts.date().isoformat() + (" (future)" if starts > now else "")
         kind = " (contractor)" if worker.get("employment_type") == "contractor" else ""
+        extra = "".join(f", {k}={v}" for k, v in worker.get("attributes", {}).items())
         table.add_row(
             worker["employee_id"],
-            f"{worker['given_name']} {worker['family_name']}{kind}",
+            f"{worker['given_name']} {worker['family_name']}{kind}{extra}",
             worker.get("department", ""),
             worker.get("job_title", ""),
             names.get(worker.get("manager_id") or "", ""),

@@ -53,7 +53,8 @@ class Stack:
         self.background: set[asyncio.Task[None]] = set()
 
     def say(self, message: str) -> None:
-        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+        stamp = time.strftime("%H:%M:%S")
+        self.console.print(f"[dim]{stamp}[/] {message}", highlight=False, soft_wrap=True)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -306,7 +307,6 @@ async def run_stack(config: StackConfig, creds: Credentials, demo: bool, console
 
     exit_code = 0
     try:
-        config.check_ports_free()
         # Start-up is interruptible: Ctrl-C while waiting for Temporal stops what was started.
         starting = asyncio.create_task(stack.start())
         stopping = asyncio.create_task(stop.wait())
@@ -327,7 +327,7 @@ async def run_stack(config: StackConfig, creds: Credentials, demo: bool, console
             console.print("Ctrl-C stops everything.\n")
             await stack.supervise(stop)
     except (NotReadyError, StackFailedError, StackConfigError, OSError) as exc:
-        console.print(f"[bold red]The stack stopped:[/] {exc}", highlight=False)
+        console.print(f"[bold red]The stack stopped:[/] {exc}", highlight=False, soft_wrap=True)
         exit_code = 1
     finally:
         remove_stack_file(config.home)

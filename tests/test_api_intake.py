@@ -17,10 +17,12 @@ from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.intake import EMPLOYEE_ID_KEY, LIFECYCLE_STAGE_KEY, parse_body
+from api.intake import parse_body
 from api.settings import ApiSettings, SettingsError
 from domain.events import HrEvent, identity_workflow_id
 from domain.identity import IdentityContract
+from domain.search_attributes import EMPLOYEE_ID as EMPLOYEE_ID_KEY
+from domain.search_attributes import LIFECYCLE_STAGE as LIFECYCLE_STAGE_KEY
 from tests.support.temporal_dev import temporal_dev_server
 
 TOKEN = "test-intake-token"
@@ -294,11 +296,11 @@ def test_settings_from_env(tmp_path: Path) -> None:
         {"TENURE_INTAKE_TOKEN_FILE": str(token_file), "TEMPORAL_API_KEY": "key"}
     )
     assert settings.intake_token == "from-file"
-    assert settings.temporal_tls  # an API key implies TLS (Temporal Cloud)
-    assert settings.temporal_address == "127.0.0.1:7233"
+    assert settings.temporal.tls  # an API key implies TLS (Temporal Cloud)
+    assert settings.temporal.address == "127.0.0.1:7233"
     assert settings.task_queue == IdentityContract.TASK_QUEUE
     assert "from-file" not in repr(settings)
-    assert "key" not in repr(settings).replace("api_key", "")
+    assert "'key'" not in repr(settings)  # the API key's value never shows
 
 
 def _closed_port() -> int:

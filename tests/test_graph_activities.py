@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -15,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.graph import GraphActivities
-from activities.graph_client import GraphSettings, build_graph_client
+from activities.graph_client import DEFAULT_GRAPH_URL, GraphSettings, build_graph_client
 from domain.events import WorkerRecord
 from domain.provisioning import (
     EnsureGraphUserInput,
@@ -304,3 +305,23 @@ async def test_set_manager_mail_revoke_and_delete(
     await env.run(acts.revoke_sign_in_sessions, UserIdInput(user_id=user.user_id))
     await env.run(acts.delete_user, UserIdInput(user_id=user.user_id))
     await env.run(acts.delete_user, UserIdInput(user_id=user.user_id))  # already gone: fine
+
+
+def test_settings_from_env(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    settings = GraphSettings.from_env(
+        {"TENURE_GRAPH_URL": "http://127.0.0.1:9/v1.0/", "TENURE_GRAPH_TOKEN_FILE": str(token_file)}
+    )
+    assert (settings.base_url, settings.token, settings.host) == (
+        "http://127.0.0.1:9/v1.0",
+        "s3cret",
+        "127.0.0.1",
+    )
+    assert "s3cret" not in repr(settings)
+    azure = GraphSettings.from_env(
+        {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "x"}
+    )
+    assert azure.base_url == DEFAULT_GRAPH_URL and azure.token is None
+    with pytest.raises(ValueError, match="credentials"):
+        GraphSettings.from_env({})

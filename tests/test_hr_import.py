@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from api.settings import ApiSettings
 from cli import hr_cmd
+from connection.temporal import TemporalSettings
 from domain.events import identity_workflow_id
 from tests.support.temporal_dev import target_host, temporal_dev_server
 
@@ -37,7 +38,9 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="module")
 def api_url(temporal: WorkflowEnvironment) -> Iterator[str]:
     # The app connects to Temporal itself (lifespan), as `python -m api` does.
-    settings = ApiSettings(intake_token=TOKEN, temporal_address=target_host(temporal))
+    settings = ApiSettings(
+        intake_token=TOKEN, temporal=TemporalSettings(address=target_host(temporal))
+    )
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     # Bind the socket here and hand it over: no window in which another process takes the port.

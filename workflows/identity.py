@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -25,10 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduledChange,
     )
     from domain.joiner import JoinerContract, JoinerInput, JoinerResult, joiner_workflow_id
-
-EMPLOYEE_ID = SearchAttributeKey.for_keyword("EmployeeId")
-LIFECYCLE_STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
-TRANSITION_TYPE = SearchAttributeKey.for_keyword("TransitionType")
+    from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
 
 
 @workflow.defn(name=IdentityContract.WORKFLOW)

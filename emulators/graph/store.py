@@ -109,6 +109,7 @@ class Directory:
         self.member_of: dict[str, dict[str, None]] = {}  # user id -> group ids, ordered
         self.managers: dict[str, str] = {}  # user id -> manager id
         self.taps: dict[str, dict[str, Any]] = {}  # method id -> method (no secret)
+        self._tap_of_user: dict[str, str] = {}  # Graph keeps at most one pass per user
         self.user_index = _Index(USER_INDEXED)
         self.group_index = _Index(GROUP_INDEXED)
         self._load()
@@ -132,6 +133,7 @@ class Directory:
         for (data,) in self._db.execute("SELECT data FROM taps ORDER BY rowid"):
             tap = json.loads(data)
             self.taps[tap["id"]] = tap
+            self._tap_of_user[tap["userId"]] = tap["id"]
 
     # ---- users ---------------------------------------------------------------------------------
 
@@ -159,7 +161,6 @@ class Directory:
         self.user_index.add(user)
 
     def delete_user(self, user_id: str) -> None:
-        tap_ids = [t["id"] for t in self.taps.values() if t["userId"] == user_id]
         with self._db:
             self._db.execute("DELETE FROM users WHERE id = ?", (user_id,))
             self._db.execute("DELETE FROM members WHERE user_id = ?", (user_id,))
@@ -173,8 +174,9 @@ class Directory:
         self.managers.pop(user_id, None)
         for uid in [u for u, m in self.managers.items() if m == user_id]:
             del self.managers[uid]
-        for tid in tap_ids:
-            del self.taps[tid]
+        tap_id = self._tap_of_user.pop(user_id, None)
+        if tap_id is not None:
+            del self.taps[tap_id]
 
     # ---- manager -------------------------------------------------------------------------------
 
@@ -235,7 +237,8 @@ class Directory:
     # ---- temporary access passes ---------------------------------------------------------------
 
     def user_taps(self, user_id: str) -> list[dict[str, Any]]:
-        return [t for t in self.taps.values() if t["userId"] == user_id]
+        tap_id = self._tap_of_user.get(user_id)
+        return [self.taps[tap_id]] if tap_id else []
 
     def replace_tap(self, tap: dict[str, Any]) -> None:
         """Store `tap` (without its secret) as the user's only pass, as Graph keeps one per user."""
@@ -245,14 +248,17 @@ class Directory:
                 "INSERT INTO taps (id, user_id, data) VALUES (?, ?, ?)",
                 (tap["id"], tap["userId"], json.dumps(tap)),
             )
-        for old in self.user_taps(tap["userId"]):
-            del self.taps[old["id"]]
+        old = self._tap_of_user.get(tap["userId"])
+        if old is not None:
+            del self.taps[old]
         self.taps[tap["id"]] = tap
+        self._tap_of_user[tap["userId"]] = tap["id"]
 
     def delete_tap(self, tap_id: str) -> None:
         with self._db:
             self._db.execute("DELETE FROM taps WHERE id = ?", (tap_id,))
-        del self.taps[tap_id]
+        tap = self.taps.pop(tap_id)
+        self._tap_of_user.pop(tap["userId"], None)
 
     # ---- outbox --------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ class EmulatorControl:
 
 
 def _bound_socket() -> socket.socket:
-    # Bind port 0 ourselves and hand the socket to uvicorn: no window for another process to take it.
+    # Bind port 0 ourselves and hand uvicorn the socket: no window for another process to grab it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
