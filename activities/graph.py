@@ -183,6 +183,16 @@ class GraphActivities:
             created = await self._create_user(nickname, upn, desired, input.hire_date)
             if created is not None:
                 return created
+            # Taken. By this very worker? (An earlier attempt's create that the employeeId lookup
+            # did not see yet: Graph replicates with a lag.) Then it is ours, not a clash.
+            holders = await self._find_users(
+                f"userPrincipalName eq {_odata_quote(upn)}",
+                ["id", "userPrincipalName", *_MANAGED],
+                f"look up holder of UPN {upn}",
+            )
+            if holders and holders[0].employee_id == worker.employee_id and holders[0].id:
+                await self._converge(holders[0], desired)
+                return GraphUserRef(user_id=holders[0].id, user_principal_name=upn, created=False)
         raise ApplicationError(
             f"no free UPN among the first {MAX_UPN_CANDIDATES} candidates for {worker.employee_id}",
             type="UpnExhausted",

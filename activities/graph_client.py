@@ -23,6 +23,7 @@ from kiota_abstractions.authentication import (
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
+from temporalio import activity
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -105,9 +106,18 @@ def _auth_provider(settings: GraphSettings) -> AuthenticationProvider:
     )
 
 
+async def tag_with_activity_attempt(request: httpx.Request) -> None:
+    """Say which activity attempt sends each call, so a request log can tie a retry to its throttle."""
+    if activity.in_activity():
+        info = activity.info()
+        request.headers["x-tenure-activity"] = f"{info.workflow_id}:{info.activity_id}:{info.attempt}"
+
+
 def build_graph_client(settings: GraphSettings) -> GraphServiceClient:
     http_client = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(timeout=settings.timeout_seconds),
+        client=httpx.AsyncClient(
+            timeout=settings.timeout_seconds, event_hooks={"request": [tag_with_activity_attempt]}
+        ),
         options={
             RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)
         },

@@ -63,7 +63,9 @@ def run_command(args: argparse.Namespace) -> int:
             creds = load_or_create_credentials(config.home, config.apps)
             return asyncio.run(run_stack(config, creds, _demo_enabled(args), console))
     except (StackConfigError, PolicyFileError, ValueError) as exc:
-        console.print(f"[bold red]Cannot start the stack:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]Cannot start the stack:[/] {exc}", highlight=False, soft_wrap=True
+        )
         return 2
 
 

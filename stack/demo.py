@@ -107,6 +107,9 @@ HIRE_HOUR_UTC = time(9, 0, tzinfo=UTC)
 
 def hire_event(person: DemoPerson, today: datetime) -> dict[str, Any]:
     day = (today + timedelta(days=person.hire_offset_days)).date()
+    starts = datetime.combine(day, HIRE_HOUR_UTC)
+    if person.hire_offset_days <= 0:
+        starts = min(starts, today)  # a hire of today, run before 09:00, has still started already
     worker: dict[str, Any] = {
         "employee_id": person.employee_id,
         "given_name": person.given_name,
@@ -122,7 +125,7 @@ def hire_event(person: DemoPerson, today: datetime) -> dict[str, Any]:
     event = {
         "event_id": f"demo-hire-{person.employee_id}",
         "type": "hire",
-        "effective_at": datetime.combine(day, HIRE_HOUR_UTC).isoformat().replace("+00:00", "Z"),
+        "effective_at": starts.isoformat().replace("+00:00", "Z"),
         "occurred_at": today.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "worker": worker,
     }

@@ -78,7 +78,7 @@ async def worker_polling(client: Client, namespace: str, since_epoch: float) -> 
         timeout=RPC_TIMEOUT,
     )
     for poller in response.pollers:
-        if poller.last_access_time.ToDatetime().timestamp() >= since_epoch - 1:
+        if poller.last_access_time.ToDatetime().timestamp() >= since_epoch:
             return None
     return f"no worker polls task queue {TASK_QUEUE!r} yet"
 

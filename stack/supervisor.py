@@ -242,7 +242,9 @@ class Stack:
             # The supervise loop sees the death (if any) and restarts again; just say what happened.
             self.say(f"[yellow]{exc}[/]")
             return
-        self.say(f"{child.name} is ready again")
+        self.say(
+            f"{child.name} is ready again ({time.monotonic() - child.started_at:.1f}s after start)"
+        )
 
     # --- stopping ---------------------------------------------------------------------------
 

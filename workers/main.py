@@ -1,32 +1,98 @@
-# throwaway stand-in
-import asyncio
-import os
+"""The Tenure worker: wires policy, Graph and SCIM clients into activities and runs the workflows.
 
-from temporalio import workflow
-from temporalio.client import Client
+Run with `python -m workers.main`. Configuration comes from the environment: TEMPORAL_* (see
+connection/temporal.py), TENURE_POLICY, TENURE_GRAPH_* (activities/graph_client.py) and
+TENURE_SCIM_<APP>_URL / _TOKEN for every app the policy names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
 from temporalio.worker import Worker
 
+from activities.graph import GraphActivities
+from activities.graph_client import GraphSettings, build_graph_client
+from activities.policy import PolicyActivities
+from activities.scim import ScimActivities
+from activities.scim_client import (
+    ScimSettingsError,
+    new_http_client,
+    scim_app_clients,
+    scim_apps_from_env,
+)
+from connection.temporal import TemporalSettings, TemporalSettingsError, connect
+from domain.identity import IdentityContract
+from domain.policy_file import PolicyFileError, load_policy, policy_path_from_env
+from workflows.identity import IdentityWorkflow
+from workflows.joiner import JoinerWorkflow
 
-@workflow.defn
-class W:
-    @workflow.run
-    async def run(self) -> None:
-        pass
+log = logging.getLogger("tenure.worker")
 
 
-async def main():
-    print(
-        "env",
-        {k: v for k, v in os.environ.items() if k.startswith(("TEMPORAL_", "TENURE_"))},
-        flush=True,
+async def run_worker() -> None:
+    policy_path = policy_path_from_env()
+    policy = load_policy(policy_path)
+    temporal = TemporalSettings.from_env()
+    graph = GraphActivities(build_graph_client(GraphSettings.from_env()))
+    http = new_http_client()
+    scim = ScimActivities(scim_app_clients(scim_apps_from_env(policy.apps), http))
+    client = await connect(temporal)
+    task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
+
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[IdentityWorkflow, JoinerWorkflow],
+        activities=[
+            PolicyActivities(policy).resolve_joiner_plan,
+            graph.ensure_user,
+            graph.set_manager,
+            graph.ensure_group_memberships,
+            graph.set_account_enabled,
+            graph.issue_temporary_access_pass_to_manager,
+            graph.send_mail,
+            graph.revoke_sign_in_sessions,
+            graph.delete_user,
+            scim.ensure_user,
+            scim.set_active,
+            scim.delete_user,
+        ],
     )
-    c = await Client.connect(
-        os.environ["TEMPORAL_ADDRESS"], namespace=os.environ["TEMPORAL_NAMESPACE"]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "worker polling %r on %s (namespace %s) with policy %s",
+        task_queue,
+        temporal.address,
+        temporal.namespace,
+        policy_path,
     )
-    if os.environ.get("FAKE_WORKER_CRASH"):
-        raise SystemExit(3)
-    await Worker(c, task_queue="tenure-identity", workflows=[W]).run()
+    async with worker:
+        await stop.wait()
+    await http.aclose()
+    log.info("worker stopped")
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("TENURE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        asyncio.run(run_worker())
+    except (PolicyFileError, ScimSettingsError, TemporalSettingsError, ValueError) as err:
+        # Configuration errors are the operator's to fix: say what is wrong, no traceback.
+        print(f"tenure worker: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())

@@ -90,6 +90,8 @@ class GraphEmulator:
                     else None,
                     "body_sha256": hashlib.sha256(raw_body).hexdigest() if raw_body else None,
                     "client_request_id": client_request_id,
+                    # Which Temporal activity attempt sent it (Tenure's clients tag their calls).
+                    "activity": headers.get("x-tenure-activity"),
                 }
             )
         elif path.startswith(CONTROL_PREFIX + "/"):

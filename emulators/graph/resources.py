@@ -6,7 +6,6 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +13,6 @@ from emulators.graph import query
 from emulators.graph.errors import GraphError, bad_request, not_found, now_iso
 from emulators.graph.store import USER_DEFAULT_PROPERTIES, USER_PROPERTIES, Directory
 from emulators.graph.wire import Call, Reply
-
-Handler = Callable[..., Reply]
 
 USER_FILTERABLE = (
     "employeeId",
