@@ -193,7 +193,7 @@ async def graph_requests_per_joiner(
         await post(api, token, [event])
         await joiner_close_time(client, event)
         log = (await control.get("/requests")).json()
-        entries = log["requests"] if isinstance(log, dict) else log
+        entries = log["value"]
         counts.append(len(entries))
     return statistics.mean(counts)
 

@@ -41,6 +41,12 @@ async def temporal(stack: LaunchedStack) -> AsyncIterator[Client]:
     yield await connect(TemporalSettings(address=info["address"], namespace=info["namespace"]))
 
 
+USER_FIELDS = (
+    "id,employeeId,givenName,surname,displayName,userPrincipalName,mailNickname,department,"
+    "jobTitle,employeeType,employeeHireDate,officeLocation,accountEnabled"
+)
+
+
 class Apis:
     """Thin HTTP views of the stack's API, Graph emulator and SCIM apps, as a test reads them."""
 
@@ -76,7 +82,7 @@ class Apis:
 
     async def graph_users(self, employee_id: str) -> list[dict[str, Any]]:
         response = await self.graph.get(
-            "/users", params={"$filter": f"employeeId eq '{employee_id}'"}
+            "/users", params={"$filter": f"employeeId eq '{employee_id}'", "$select": USER_FIELDS}
         )
         response.raise_for_status()
         return response.json()["value"]
@@ -101,7 +107,7 @@ class Apis:
         response = await self.control.get("/requests", params={"since": since})
         response.raise_for_status()
         body = response.json()
-        return body["requests"] if isinstance(body, dict) else body
+        return body["value"]
 
     async def aclose(self) -> None:
         for client in (self.api, self.graph, self.control, *self.scim.values()):
