@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -53,6 +55,7 @@ from domain.provisioning import (
 )
 from domain.upn import mail_nickname_candidates, upn_for
 
+MANAGER_CACHE_SECONDS = 300.0
 BATCH_LIMIT = 20  # Graph's maximum number of requests in one $batch
 MAX_UPN_CANDIDATES = 50
 # The user attributes we own (DESIGN.md "What lands in Graph"), also what we $select to compare.
@@ -114,6 +117,13 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+@dataclass(frozen=True)
+class ManagerRef:
+    user_id: str
+    address: str
+    display_name: str
+
+
 class GraphActivities:
     """Graph side effects for the identity workflows; the client is injected by the worker."""
 
@@ -122,6 +132,10 @@ class GraphActivities:
         self._adapter = client.request_adapter
         # Group display name -> id. Groups live long; a stale id shows up as a 404 and is evicted.
         self._group_ids: dict[str, str] = {}
+        # Manager employee id -> (expiry, reference). Every report of a manager needs the same
+        # lookup twice (manager reference, TAP mail); a short cache spares Graph both. A stale id
+        # (manager deleted and rehired) answers 404 on use and is evicted before the retry.
+        self._managers: dict[str, tuple[float, ManagerRef]] = {}
 
     @property
     def _root(self) -> str:
@@ -147,15 +161,24 @@ class GraphActivities:
         )
         return users[0] if users else None
 
-    async def _manager(self, employee_id: str, select: list[str] | None = None) -> User:
-        manager = await self._user_by_employee_id(employee_id, select or [])
+    async def _manager(self, employee_id: str) -> ManagerRef:
+        cached = self._managers.get(employee_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        manager = await self._user_by_employee_id(employee_id, ["mail", "displayName"])
         if manager is None or not manager.id:
             # The manager's own joiner may still be running: worth retrying.
             raise ApplicationError(
                 f"manager {employee_id} is not provisioned in Graph yet",
                 type="ManagerNotProvisioned",
             )
-        return manager
+        ref = ManagerRef(
+            user_id=manager.id,
+            address=manager.mail or manager.user_principal_name or "",
+            display_name=manager.display_name or "",
+        )
+        self._managers[employee_id] = (time.monotonic() + MANAGER_CACHE_SECONDS, ref)
+        return ref
 
     # ---- users ---------------------------------------------------------------------------------
 
@@ -274,10 +297,19 @@ class GraphActivities:
     @activity.defn(name=ActivityNames.GRAPH_SET_MANAGER)
     async def set_manager(self, input: SetManagerInput) -> SetManagerResult:
         manager = await self._manager(input.manager_employee_id)
-        ref = ReferenceUpdate(odata_id=f"{self._root}/users/{manager.id}")
-        with graph_call(f"set manager of user {input.user_id}"):
+        ref = ReferenceUpdate(odata_id=f"{self._root}/users/{manager.user_id}")
+        call = f"set manager of user {input.user_id}"
+        try:
             await self._client.users.by_user_id(input.user_id).manager.ref.put(ref)
-        return SetManagerResult(manager_user_id=manager.id or "")
+        except ODataError as err:
+            if err.response_status_code == 404:
+                # Perhaps our cached manager id is stale: forget it, the retry looks up afresh.
+                self._managers.pop(input.manager_employee_id, None)
+                raise ApplicationError(f"{call}: not found", type="GraphNotFound") from None
+            raise graph_errors.to_application_error(err, call) from None
+        except httpx.TransportError as err:
+            raise graph_errors.to_application_error(err, call) from None
+        return SetManagerResult(manager_user_id=manager.user_id)
 
     @activity.defn(name=ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
     async def revoke_sign_in_sessions(self, input: UserIdInput) -> None:
@@ -419,6 +451,15 @@ class GraphActivities:
 
     @activity.defn(name=ActivityNames.GRAPH_SEND_MAIL)
     async def send_mail(self, input: SendMailInput) -> None:
+        if input.to_address:
+            await self._send_mail(
+                input.sender,
+                input.to_address,
+                input.subject,
+                input.html_body,
+                f"send mail to {input.to_user_id}",
+            )
+            return
         call = f"look up mail address of user {input.to_user_id}"
         config = RequestConfiguration(
             query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
@@ -444,26 +485,11 @@ class GraphActivities:
     async def issue_temporary_access_pass_to_manager(
         self, input: IssueTapToManagerInput
     ) -> TapIssued:
-        manager = await self._manager(input.manager_employee_id, ["mail", "displayName"])
-        address = manager.mail or manager.user_principal_name or ""
+        manager = await self._manager(input.manager_employee_id)
         methods = self._client.users.by_user_id(input.user_id).authentication
         methods = methods.temporary_access_pass_methods
-        # A pass's secret can never be read again: a retry replaces any earlier pass, so the one
-        # mailed last is the one that works.
-        with graph_call(f"list temporary access passes of user {input.user_id}"):
-            existing = await methods.get()
-        for method in (existing.value or []) if existing else []:
-            if method.id:
-                try:
-                    await methods.by_temporary_access_pass_authentication_method_id(
-                        method.id
-                    ).delete()
-                except ODataError as err:
-                    if err.response_status_code != 404:
-                        raise graph_errors.to_application_error(
-                            err, f"delete earlier temporary access pass of {input.user_id}"
-                        ) from None
-
+        # A pass's secret can never be read again, and Graph replaces a user's valid pass when a
+        # new one is created: a retry simply issues a new pass, and the one mailed last works.
         request = TemporaryAccessPassAuthenticationMethod(
             start_date_time=input.start_at,
             lifetime_in_minutes=input.lifetime_minutes,
@@ -479,7 +505,7 @@ class GraphActivities:
         start = created.start_date_time or input.start_at
         end = start + timedelta(minutes=input.lifetime_minutes)
         html = (
-            f"<p>Hello {escape(manager.display_name or '')},</p>"
+            f"<p>Hello {escape(manager.display_name)},</p>"
             f"<p>{escape(input.user_display_name)} joins your team. To sign in the first time, "
             f"they need this one-time Temporary Access Pass:</p>"
             f"<p style='font-size:1.4em'><b>{escape(created.temporary_access_pass)}</b></p>"
@@ -489,15 +515,15 @@ class GraphActivities:
         created.temporary_access_pass = None  # drop the secret as soon as it is in the mail
         await self._send_mail(
             input.mail_sender,
-            address,
+            manager.address,
             f"Temporary Access Pass for {input.user_display_name}",
             html,
-            f"mail temporary access pass of {input.user_id} to manager {manager.id}",
+            f"mail temporary access pass of {input.user_id} to manager {manager.user_id}",
         )
         del html
         return TapIssued(
             tap_method_id=created.id,
-            mailed_to_user_id=manager.id or "",
+            mailed_to_user_id=manager.user_id,
             start_at=start,
             lifetime_minutes=input.lifetime_minutes,
         )

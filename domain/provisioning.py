@@ -133,6 +133,8 @@ class TapIssued(BaseModel):
 class SendMailInput(BaseModel):
     sender: str
     to_user_id: str
+    # The recipient's address when the caller knows it (saves a lookup); else read from Graph.
+    to_address: str | None = None
     subject: str
     html_body: str
 

@@ -54,7 +54,8 @@ class IdentityWorkflow:
 
     @workflow.run
     async def run(self, input: IdentityWorkflowInput) -> None:
-        self._upsert_search_attributes()
+        # EmployeeId and LifecycleStage are set when the intake starts this workflow (and carried
+        # over by continue-as-new); they are written again only when the stage changes.
         while True:
             await workflow.wait_condition(lambda: bool(self._queue))
             event = self._queue.pop(0)

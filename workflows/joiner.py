@@ -42,11 +42,13 @@ class JoinerWorkflow:
     @workflow.run
     async def run(self, input: JoinerInput) -> JoinerResult:
         worker = input.worker
-        plan: JoinerPlan = await workflow.execute_activity(
+        # Policy evaluation is quick and side-effect free: a local activity records its result in
+        # history without a round trip through the server's task queue.
+        plan: JoinerPlan = await workflow.execute_local_activity(
             ActivityNames.RESOLVE_JOINER_PLAN,
             JoinerPlanInput(worker=worker),
             result_type=JoinerPlan,
-            **PROVISIONING,
+            start_to_close_timeout=timedelta(seconds=10),
         )
         start_at = input.start_at
         pre_hire_at = start_at - timedelta(days=plan.pre_hire_days)
@@ -119,6 +121,7 @@ class JoinerWorkflow:
             SendMailInput(
                 sender=plan.mail_sender,
                 to_user_id=user.user_id,
+                to_address=user.user_principal_name,
                 subject="Welcome aboard",
                 html_body=(
                     f"<p>Welcome, {worker.given_name}!</p><p>Your account is "
