@@ -110,7 +110,9 @@ async def tag_with_activity_attempt(request: httpx.Request) -> None:
     """Say which activity attempt sends each call, so a request log can tie a retry to its throttle."""
     if activity.in_activity():
         info = activity.info()
-        request.headers["x-tenure-activity"] = f"{info.workflow_id}:{info.activity_id}:{info.attempt}"
+        request.headers["x-tenure-activity"] = (
+            f"{info.workflow_id}:{info.activity_id}:{info.attempt}"
+        )
 
 
 def build_graph_client(settings: GraphSettings) -> GraphServiceClient:

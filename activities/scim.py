@@ -8,6 +8,7 @@ app clients are injected: nothing here reads the environment.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -61,9 +62,26 @@ def desired_user(request: EnsureScimUserInput, manager_scim_id: str | None) -> S
     return user
 
 
+MANAGER_CACHE_SECONDS = 60.0
+
+
 class ScimActivities:
     def __init__(self, clients: Mapping[str, ScimAppClient]) -> None:
         self._clients = dict(clients)
+        # (app, manager employee id) -> (expiry, SCIM id). A burst of hires under one manager
+        # would otherwise search for the same manager once per report.
+        self._managers: dict[tuple[str, str], tuple[float, str]] = {}
+
+    async def _manager_scim_id(self, client: ScimAppClient, manager_id: str) -> str | None:
+        key = (client.app, manager_id)
+        cached = self._managers.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        manager = await client.find_user(eq_filter("externalId", manager_id))
+        if manager is None or manager.id is None:
+            return None  # not there yet: no reference now, a later update fills it in
+        self._managers[key] = (time.monotonic() + MANAGER_CACHE_SECONDS, str(manager.id))
+        return str(manager.id)
 
     def _client(self, app: str) -> ScimAppClient:
         client = self._clients.get(app)
@@ -77,8 +95,7 @@ class ScimActivities:
         employee_id = request.worker.employee_id
         manager_scim_id = None
         if request.worker.manager_id:
-            manager = await client.find_user(eq_filter("externalId", request.worker.manager_id))
-            manager_scim_id = manager.id if manager else None
+            manager_scim_id = await self._manager_scim_id(client, request.worker.manager_id)
         desired = desired_user(request, manager_scim_id)
 
         existing = await client.find_user(eq_filter("externalId", employee_id))

@@ -79,8 +79,10 @@ class JoinerWorkflow:
         )
         self._done(f"graph account {'enabled' if enabled_now else 'created disabled'}")
 
-        # Manager, groups and each app account are independent of one another: run them together.
-        await asyncio.gather(
+        # Manager, groups, each app account and the manager's TAP are independent of one another:
+        # run them together (and the welcome mail too when the person has already started).
+        tap_mailed_to, *_ = await asyncio.gather(
+            self._issue_tap(user, input, plan, start_at),
             self._set_manager(user.user_id, worker.manager_id),
             self._grant_groups(user.user_id, [g.group for g in plan.groups]),
             *(
@@ -89,9 +91,8 @@ class JoinerWorkflow:
                 )
                 for app in plan.apps
             ),
+            *([self._send_welcome(user, input, plan)] if enabled_now else []),
         )
-
-        tap_mailed_to = await self._issue_tap(user, input, plan, start_at)
 
         if not enabled_now:
             await self._sleep_until(
@@ -115,23 +116,8 @@ class JoinerWorkflow:
             )
             enabled_at = workflow.now()
             self._done("account enabled on the start date")
+            await self._send_welcome(user, input, plan)
 
-        await workflow.execute_activity(
-            ActivityNames.GRAPH_SEND_MAIL,
-            SendMailInput(
-                sender=plan.mail_sender,
-                to_user_id=user.user_id,
-                to_address=user.user_principal_name,
-                subject="Welcome aboard",
-                html_body=(
-                    f"<p>Welcome, {worker.given_name}!</p><p>Your account is "
-                    f"<b>{user.user_principal_name}</b>. Your manager has a Temporary Access Pass "
-                    "for your first sign-in.</p>"
-                ),
-            ),
-            **PROVISIONING,
-        )
-        self._done("welcome mail sent")
         self._phase("done", f"provisioned {user.user_principal_name}")
         return JoinerResult(
             user_id=user.user_id,
@@ -142,6 +128,24 @@ class JoinerWorkflow:
             tap_mailed_to=tap_mailed_to,
             warnings=self._progress.warnings,
         )
+
+    async def _send_welcome(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
+        await workflow.execute_activity(
+            ActivityNames.GRAPH_SEND_MAIL,
+            SendMailInput(
+                sender=plan.mail_sender,
+                to_user_id=user.user_id,
+                to_address=user.user_principal_name,
+                subject="Welcome aboard",
+                html_body=(
+                    f"<p>Welcome, {input.worker.given_name}!</p><p>Your account is "
+                    f"<b>{user.user_principal_name}</b>. Your manager has a Temporary Access Pass "
+                    "for your first sign-in.</p>"
+                ),
+            ),
+            **PROVISIONING,
+        )
+        self._done("welcome mail sent")
 
     async def _sleep_until(self, when: datetime, phase: str, details: str) -> None:
         delay = when - workflow.now()
