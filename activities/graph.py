@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import string
@@ -136,6 +137,7 @@ class GraphActivities:
         # lookup twice (manager reference, TAP mail); a short cache spares Graph both. A stale id
         # (manager deleted and rehired) answers 404 on use and is evicted before the retry.
         self._managers: dict[str, tuple[float, ManagerRef]] = {}
+        self._manager_lookups: dict[str, asyncio.Future[ManagerRef]] = {}
 
     @property
     def _root(self) -> str:
@@ -165,6 +167,15 @@ class GraphActivities:
         cached = self._managers.get(employee_id)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        # Many reports of one manager start together: one lookup serves them all.
+        lookup = self._manager_lookups.get(employee_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_manager(employee_id))
+            self._manager_lookups[employee_id] = lookup
+            lookup.add_done_callback(lambda _: self._manager_lookups.pop(employee_id, None))
+        return await asyncio.shield(lookup)
+
+    async def _look_up_manager(self, employee_id: str) -> ManagerRef:
         manager = await self._user_by_employee_id(employee_id, ["mail", "displayName"])
         if manager is None or not manager.id:
             # The manager's own joiner may still be running: worth retrying.

@@ -7,6 +7,7 @@ app clients are injected: nothing here reads the environment.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -71,12 +72,23 @@ class ScimActivities:
         # (app, manager employee id) -> (expiry, SCIM id). A burst of hires under one manager
         # would otherwise search for the same manager once per report.
         self._managers: dict[tuple[str, str], tuple[float, str]] = {}
+        self._manager_lookups: dict[tuple[str, str], asyncio.Future[str | None]] = {}
 
     async def _manager_scim_id(self, client: ScimAppClient, manager_id: str) -> str | None:
         key = (client.app, manager_id)
         cached = self._managers.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        # Many reports of one manager start together: one lookup serves them all.
+        lookup = self._manager_lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_manager(client, manager_id))
+            self._manager_lookups[key] = lookup
+            lookup.add_done_callback(lambda _: self._manager_lookups.pop(key, None))
+        return await asyncio.shield(lookup)
+
+    async def _look_up_manager(self, client: ScimAppClient, manager_id: str) -> str | None:
+        key = (client.app, manager_id)
         manager = await client.find_user(eq_filter("externalId", manager_id))
         if manager is None or manager.id is None:
             return None  # not there yet: no reference now, a later update fills it in

@@ -1,0 +1,35 @@
+"""Replay recorded histories against today's workflow code: a change that would break running
+workflows (non-determinism) fails here, before it reaches a worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.identity import IdentityWorkflow
+from workflows.joiner import JoinerWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_are_recorded() -> None:
+    # Both workflow types, a future-dated and a past-dated hire, are covered.
+    names = {p.stem.split("-")[0] for p in HISTORIES}
+    assert names == {"identity", "joiner"} and len(HISTORIES) >= 4
+
+
+@pytest.mark.parametrize(
+    "history",
+    [WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES],
+    ids=[p.stem for p in HISTORIES],
+)
+async def test_recorded_history_replays(history: WorkflowHistory) -> None:
+    replayer = Replayer(
+        workflows=[IdentityWorkflow, JoinerWorkflow], data_converter=pydantic_data_converter
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
