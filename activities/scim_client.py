@@ -7,6 +7,7 @@ and outages are retryable (honouring `Retry-After`), requests that can never suc
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -106,6 +107,13 @@ def unknown_app(app: str) -> ApplicationError:
     )
 
 
+@functools.cache
+def _search_models(model: Any) -> tuple[Any, Any]:
+    # scim2-models builds a new class for every SearchRequest[X] / ListResponse[X] subscript:
+    # about 0.2 ms of CPU each, on every search. Build each pair once.
+    return SearchRequest[model], ListResponse[model]
+
+
 # ---- client -------------------------------------------------------------------------------------
 
 
@@ -178,11 +186,12 @@ class ScimAppClient:
     async def _search(self, endpoint: str, model: Any, scim_filter: str, call: str) -> list[Any]:
         # Built through SearchRequest so a malformed filter fails here, not at the target;
         # sent as GET query parameters, which every SCIM target supports (unlike POST .search).
-        request = SearchRequest[model](filter=scim_filter, count=50)
+        search_request, list_response = _search_models(model)
+        request = search_request(filter=scim_filter, count=50)
         params = request.model_dump(scim_ctx=Context.SEARCH_REQUEST)
         params.pop("schemas", None)
         body = await self._send(call, "GET", endpoint, params=params)
-        listed = ListResponse[model].model_validate(body, scim_ctx=Context.SEARCH_RESPONSE)
+        listed = list_response.model_validate(body, scim_ctx=Context.SEARCH_RESPONSE)
         return list(listed.resources or [])
 
     async def _send(
