@@ -158,14 +158,14 @@ async def activities_per_joiner(client: Client, event: dict[str, Any]) -> int:
     return count
 
 
-async def run_baseline(client: Client, count: int, activities: int) -> float:
+async def run_baseline(client: Client, count: int, activities: int, shape: type) -> float:
     queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[BaselineWorkflow], activities=[noop]):
+    async with Worker(client, task_queue=queue, workflows=[shape], activities=[noop]):
         start = time.monotonic()
         handles = await asyncio.gather(
             *(
                 client.start_workflow(
-                    BaselineWorkflow.run,
+                    shape.run,
                     activities,
                     id=f"bench-baseline-{queue}-{i}",
                     task_queue=queue,
