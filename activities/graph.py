@@ -108,8 +108,12 @@ def _desired_attributes(input: EnsureGraphUserInput) -> dict[str, Any]:
 
 
 def _same(current: Any, desired: Any) -> bool:
-    if isinstance(current, datetime) and isinstance(desired, str):
-        return _graph_time(current) == desired
+    if isinstance(current, str) and isinstance(desired, str) and current.endswith("Z"):
+        # Timestamps: compare instants, not spellings ("…:00Z" and "…:00.000Z" are the same).
+        try:
+            return _parse_graph_time(current) == _parse_graph_time(desired)
+        except ValueError:
+            pass
     return current == desired
 
 
@@ -145,17 +149,21 @@ class GraphActivities:
 
     # ---- lookups -------------------------------------------------------------------------------
 
-    async def _find_users(self, filter: str, select: list[str], call: str) -> list[User]:
+    async def _find_users(self, filter: str, select: list[str], call: str) -> list[dict[str, Any]]:
+        """Users matching a filter, as Graph's JSON (only the $selected properties)."""
         config = RequestConfiguration(
             query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
                 filter=filter, select=select, top=2
             )
         )
+        request = self._client.users.to_get_request_information(request_configuration=config)
         with graph_call(call):
-            page = await self._client.users.get(request_configuration=config)
-        return list(page.value or []) if page else []
+            page = await self._send_for_json(request)
+        return list(page.get("value") or [])
 
-    async def _user_by_employee_id(self, employee_id: str, select: list[str]) -> User | None:
+    async def _user_by_employee_id(
+        self, employee_id: str, select: list[str]
+    ) -> dict[str, Any] | None:
         users = await self._find_users(
             f"employeeId eq {_odata_quote(employee_id)}",
             ["id", "userPrincipalName", *select],
@@ -177,16 +185,16 @@ class GraphActivities:
 
     async def _look_up_manager(self, employee_id: str) -> ManagerRef:
         manager = await self._user_by_employee_id(employee_id, ["mail", "displayName"])
-        if manager is None or not manager.id:
+        if manager is None or not manager.get("id"):
             # The manager's own joiner may still be running: worth retrying.
             raise ApplicationError(
                 f"manager {employee_id} is not provisioned in Graph yet",
                 type="ManagerNotProvisioned",
             )
         ref = ManagerRef(
-            user_id=manager.id,
-            address=manager.mail or manager.user_principal_name or "",
-            display_name=manager.display_name or "",
+            user_id=manager["id"],
+            address=manager.get("mail") or manager.get("userPrincipalName") or "",
+            display_name=manager.get("displayName") or "",
         )
         self._managers[employee_id] = (time.monotonic() + MANAGER_CACHE_SECONDS, ref)
         return ref
@@ -199,11 +207,11 @@ class GraphActivities:
         desired = _desired_attributes(input)
         # A retry after a create that succeeded (but whose answer was lost) must find that user.
         existing = await self._user_by_employee_id(worker.employee_id, list(_MANAGED))
-        if existing is not None and existing.id:
+        if existing is not None and existing.get("id"):
             await self._converge(existing, desired)
             return GraphUserRef(
-                user_id=existing.id,
-                user_principal_name=existing.user_principal_name or "",
+                user_id=existing["id"],
+                user_principal_name=existing.get("userPrincipalName") or "",
                 created=False,
             )
 
@@ -224,9 +232,10 @@ class GraphActivities:
                 ["id", "userPrincipalName", *_MANAGED],
                 f"look up holder of UPN {upn}",
             )
-            if holders and holders[0].employee_id == worker.employee_id and holders[0].id:
-                await self._converge(holders[0], desired)
-                return GraphUserRef(user_id=holders[0].id, user_principal_name=upn, created=False)
+            holder = holders[0] if holders else {}
+            if holder.get("employeeId") == worker.employee_id and holder.get("id"):
+                await self._converge(holder, desired)
+                return GraphUserRef(user_id=holder["id"], user_principal_name=upn, created=False)
         raise ApplicationError(
             f"no free UPN among the first {MAX_UPN_CANDIDATES} candidates for {worker.employee_id}",
             type="UpnExhausted",
@@ -255,7 +264,7 @@ class GraphActivities:
         )
         call = f"create user {desired['employeeId']} as {upn}"
         try:
-            created = await self._post_for_json(
+            created = await self._send_for_json(
                 self._client.users.to_post_request_information(user)
             )
         except ODataError as err:
@@ -273,32 +282,21 @@ class GraphActivities:
             created=True,
         )
 
-    async def _post_for_json(self, request: RequestInformation) -> dict[str, Any]:
+    async def _send_for_json(self, request: RequestInformation) -> dict[str, Any]:
         """Send a request the SDK built and read the answer as plain JSON.
 
-        The SDK's typed parse of a full user (hundreds of properties) costs more CPU than the rest
-        of a joiner's Graph work; we read back only an id or two.
+        The SDK's typed parse of a user (a model of hundreds of properties, imported lazily on
+        every parse) cost more CPU than the rest of a joiner's Graph work; we read a few fields.
         """
         raw = await self._adapter.send_primitive_async(request, "bytes", {"XXX": ODataError})
         return json.loads(raw or b"{}")
 
-    async def _converge(self, current: User, desired: dict[str, Any]) -> None:
+    async def _converge(self, current: dict[str, Any], desired: dict[str, Any]) -> None:
         """PATCH only the attributes that differ (a no-op re-run sends no write)."""
-        readback = {
-            "employeeId": current.employee_id,
-            "givenName": current.given_name,
-            "surname": current.surname,
-            "displayName": current.display_name,
-            "department": current.department,
-            "jobTitle": current.job_title,
-            "employeeType": current.employee_type,
-            "employeeHireDate": current.employee_hire_date,
-            "officeLocation": current.office_location,
-            "accountEnabled": current.account_enabled,
-        }
-        changes = {k: v for k, v in desired.items() if not _same(readback[k], v)}
+        changes = {k: v for k, v in desired.items() if not _same(current.get(k), v)}
         if changes:
-            await self._patch_user(current.id or "", changes, f"update user {current.id}")
+            user_id = current.get("id") or ""
+            await self._patch_user(user_id, changes, f"update user {user_id}")
 
     async def _patch_user(self, user_id: str, changes: dict[str, Any], call: str) -> None:
         # Sent as raw JSON: the SDK's models drop None, and clearing an attribute needs `null`.
@@ -518,7 +516,7 @@ class GraphActivities:
             is_usable_once=True,
         )
         with graph_call(f"create temporary access pass for user {input.user_id}"):
-            created = await self._post_for_json(methods.to_post_request_information(request))
+            created = await self._send_for_json(methods.to_post_request_information(request))
         method_id, secret = created.get("id"), created.pop("temporaryAccessPass", None)
         if not method_id or not secret:
             raise ApplicationError(
