@@ -277,13 +277,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "baseline workflows run as many no-ops in the same shape"
             )
 
-            sequential = await run_baseline(
-                client, args.hires, activities, SequentialBaselineWorkflow
-            )
-            print(f"baseline, sequential activities: {sequential:.1f} workflows/s")
-            baseline = await run_baseline(client, args.hires, activities, BaselineWorkflow)
-            print(f"baseline, the joiner's shape:    {baseline:.1f} workflows/s")
+            # Baselines run before and after Tenure and are averaged: the server slows a little as
+            # its database grows, and neither side should profit from going first.
+            before = [
+                await run_baseline(client, args.hires, activities, shape)
+                for shape in (SequentialBaselineWorkflow, BaselineWorkflow)
+            ]
             tenure = await run_tenure_throughput(client, api, token, args.hires)
+            after = [
+                await run_baseline(client, args.hires, activities, shape)
+                for shape in (SequentialBaselineWorkflow, BaselineWorkflow)
+            ]
+            sequential, baseline = ((b + a) / 2 for b, a in zip(before, after, strict=True))
+            print(
+                f"baseline, sequential activities: {sequential:.1f} workflows/s "
+                f"({before[0]:.1f} before, {after[0]:.1f} after)"
+            )
+            print(
+                f"baseline, the joiner's shape:    {baseline:.1f} workflows/s "
+                f"({before[1]:.1f} before, {after[1]:.1f} after)"
+            )
             print(
                 f"tenure: {tenure:.1f} hires/s (ratio {tenure / sequential:.2f} to the sequential "
                 f"baseline, {tenure / baseline:.2f} to the same-shape baseline)"
@@ -304,6 +317,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "hires": args.hires,
         "activities_per_joiner": activities,
         "baseline_sequential_workflows_per_s": round(sequential, 2),
+        "baseline_sequential_before_after": [round(before[0], 2), round(after[0], 2)],
+        "baseline_same_shape_before_after": [round(before[1], 2), round(after[1], 2)],
         "baseline_same_shape_workflows_per_s": round(baseline, 2),
         "tenure_hires_per_s": round(tenure, 2),
         "ratio_to_sequential_baseline": round(tenure / sequential, 3),
