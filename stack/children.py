@@ -102,9 +102,11 @@ def graph_child(config: StackConfig, creds: Credentials) -> Child:
         "--host", config.host,
         "--port", str(config.graph_port),
         "--db", str(config.home / "graph.db"),
-        "--token", creds.graph_token,
     ]  # fmt: skip
-    return Child(GRAPH, argv, config.logs_dir / f"{GRAPH}.log", _child_env())
+    # The token goes by environment: not in a process listing, and never mistaken for an option
+    # (a random token may start with "-").
+    env = _child_env({"TENURE_GRAPH_EMULATOR_TOKEN": creds.graph_token})
+    return Child(GRAPH, argv, config.logs_dir / f"{GRAPH}.log", env)
 
 
 def scim_child(config: StackConfig, creds: Credentials, app: str) -> Child:

@@ -254,7 +254,7 @@ async def test_worker_killed_mid_batch_leaves_no_duplicate_and_no_gap(
     events = [
         hire("E7100", department="Engineering", job_title="Head of Engineering", location="Berlin")
     ]
-    events += team("E7100", 101, 24, "E7")
+    events += team("E7100", 101, 39, "E7")
     worker_pid = stack.pid_of("worker")
     response = await apis.post_events(events)
     assert response.status_code == 202, response.text
@@ -264,6 +264,8 @@ async def test_worker_killed_mid_batch_leaves_no_duplicate_and_no_gap(
 
     await wait_until(some_provisioned, 60, "the first hires to start")
     os.kill(worker_pid, signal.SIGKILL)
+    done_at_kill = sum([bool(await apis.graph_users(e["worker"]["employee_id"])) for e in events])
+    assert done_at_kill < len(events), "the worker should die in the middle of the batch"
 
     # The stack's supervisor restarts the worker; Temporal hands it the unfinished work.
     async def restarted() -> bool:
@@ -298,16 +300,24 @@ async def test_throttled_graph_calls_are_retried_no_sooner_than_retry_after(
     log = await apis.request_log(since=since)
     throttled = [r for r in log if r["status"] == 429]
     assert len(throttled) >= 3, "the fault should have throttled several calls"
-    # Every activity attempt tags its calls; the next attempt of a throttled one must wait it out.
-    attempts = [r for r in log if r.get("activity")]
+
+    # Every activity attempt tags its calls (workflow:activity:attempt). No later attempt of an
+    # activity that was throttled may call Graph before the Retry-After it was given.
+    def parse(tag: str) -> tuple[str, int]:
+        activity, attempt = tag.rsplit(":", 1)
+        return activity, int(attempt)
+
+    tagged = [(parse(r["activity"]), r) for r in log if r.get("activity")]
+    retried = 0
     for t in throttled:
-        workflow_activity, attempt = t["activity"].rsplit(":", 1)
-        retry = next(
-            (r for r in attempts if r["activity"] == f"{workflow_activity}:{int(attempt) + 1}"),
-            None,
-        )
-        assert retry is not None, f"no retry of {t['activity']} after its 429"
-        assert retry["time"] >= t["time"] + t["retry_after"] - 0.05, (t, retry)
+        activity, attempt = parse(t["activity"])
+        later = [r for (a, n), r in tagged if a == activity and n > attempt]
+        for retry in later:
+            assert retry["time"] >= t["time"] + t["retry_after"] - 0.05, (t, retry)
+        retried += bool(later)
+    # Most throttled calls show up again as a later attempt (a manager lookup shared by several
+    # activities may be retried under another activity's tag).
+    assert retried >= len(throttled) / 2, (retried, len(throttled))
 
 
 async def test_intake_refuses_missing_tokens_and_bad_events(apis: Apis, temporal: Client) -> None:

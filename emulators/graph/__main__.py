@@ -1,8 +1,12 @@
-"""`python -m emulators.graph --port 8090 --db .tenure/graph.db --token T`"""
+"""`python -m emulators.graph --port 8710 --db .tenure/graph.db` (token from TENURE_GRAPH_EMULATOR_TOKEN)
+
+The token may also be given as `--token=T`; the environment keeps it out of process listings.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
 
@@ -12,10 +16,16 @@ from emulators.graph.app import create_app
 def main() -> None:
     parser = argparse.ArgumentParser(description="Local Microsoft Graph v1.0 emulator")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=int, default=8710)
     parser.add_argument("--db", default=None, help="SQLite file (omit for in-memory state)")
-    parser.add_argument("--token", required=True, help="bearer token clients must present")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TENURE_GRAPH_EMULATOR_TOKEN"),
+        help="bearer token clients must present (default: $TENURE_GRAPH_EMULATOR_TOKEN)",
+    )
     args = parser.parse_args()
+    if not args.token:
+        parser.error("a bearer token is required: --token or TENURE_GRAPH_EMULATOR_TOKEN")
     uvicorn.run(
         create_app(args.db, args.token),
         host=args.host,

@@ -45,7 +45,7 @@ async def running_scim_server(
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "emulators.scim",
                 "--host", "127.0.0.1", "--port", str(port),
-                "--token", token, "--db", str(db), "--name", "test",
+                f"--token={token}", "--db", str(db), "--name", "test",
                 stdout=log, stderr=log,
             )  # fmt: skip
             try:
