@@ -13,18 +13,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.policy import PolicyActivities
-from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.events import EventType, HrEvent, WorkerRecord
 from domain.identity import (
     EventOutcome,
     IdentityContract,
     IdentityState,
-    IdentityWorkflowInput,
     LifecycleStage,
 )
 from domain.joiner import JoinerResult, joiner_workflow_id
 from domain.policy import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
+from tests.support.identity_signal import signal_hr_event
 from workflows.identity import IdentityWorkflow
 from workflows.joiner import JoinerWorkflow
 
@@ -40,18 +40,6 @@ def _hire(employee_id: str, start: datetime, event_id: str | None = None, **work
             family_name=worker.pop("family_name", "Lovelace"),
             **worker,
         ),
-    )
-
-
-async def _signal(env: WorkflowEnvironment, queue: str, event: HrEvent) -> WorkflowHandle:
-    # The same signal-with-start the API uses, minus search attributes (the test server has none).
-    return await env.client.start_workflow(
-        IdentityContract.WORKFLOW,
-        IdentityWorkflowInput(employee_id=event.worker.employee_id, record_search_attributes=False),
-        id=identity_workflow_id(event.worker.employee_id),
-        task_queue=queue,
-        start_signal=IdentityContract.SIGNAL_HR_EVENT,
-        start_signal_args=[event],
     )
 
 
@@ -103,7 +91,7 @@ async def test_future_hire_creates_disabled_account_at_pre_hire_offset_and_enabl
     now = await time_skipping_env.get_current_time()
     start = now + timedelta(days=30)
     event = _hire("E3001", start, department="Finance", manager_id="E0001")
-    handle = await _signal(time_skipping_env, worker, event)
+    handle = await signal_hr_event(time_skipping_env.client, worker, event)
 
     # Nothing before the pre-hire day: the identity waits as pre_hire.
     await time_skipping_env.sleep(timedelta(days=22))
@@ -148,7 +136,7 @@ async def test_past_hire_is_caught_up_at_once(
 ) -> None:
     now = await time_skipping_env.get_current_time()
     event = _hire("E3002", now - timedelta(days=3), department="Engineering")
-    await _signal(time_skipping_env, worker, event)
+    await signal_hr_event(time_skipping_env.client, worker, event)
     result = await _joiner_result(time_skipping_env, "E3002", event.event_id)
     [create] = directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
     assert create.input.account_enabled is True
@@ -162,11 +150,11 @@ async def test_same_event_twice_is_applied_once(
 ) -> None:
     now = await time_skipping_env.get_current_time()
     event = _hire("E3003", now - timedelta(days=1), department="Sales")
-    handle = await _signal(time_skipping_env, worker, event)
-    await _signal(time_skipping_env, worker, event)
+    handle = await signal_hr_event(time_skipping_env.client, worker, event)
+    await signal_hr_event(time_skipping_env.client, worker, event)
     await _joiner_result(time_skipping_env, "E3003", event.event_id)
     # A third copy long after the first was applied is still recognised.
-    await _signal(time_skipping_env, worker, event)
+    await signal_hr_event(time_skipping_env.client, worker, event)
 
     state = await _details(handle)
     assert [h.outcome for h in state.history].count(EventOutcome.APPLIED) == 1
@@ -186,9 +174,9 @@ async def test_events_for_one_person_are_applied_in_order(
         effective_at=now,
         worker=WorkerRecord(employee_id="E3004", department="Finance"),
     )
-    handle = await _signal(time_skipping_env, worker, first)
-    await _signal(time_skipping_env, worker, second)
-    await _signal(time_skipping_env, worker, third)
+    handle = await signal_hr_event(time_skipping_env.client, worker, first)
+    await signal_hr_event(time_skipping_env.client, worker, second)
+    await signal_hr_event(time_skipping_env.client, worker, third)
     await _joiner_result(time_skipping_env, "E3004", "a-first")
 
     state = await _details(handle)

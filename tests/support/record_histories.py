@@ -19,10 +19,10 @@ from temporalio.worker import Worker
 
 from activities.policy import PolicyActivities
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
-from domain.identity import IdentityContract, IdentityWorkflowInput
 from domain.joiner import joiner_workflow_id
 from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
 from tests.support.fake_directory import FakeDirectory
+from tests.support.identity_signal import signal_hr_event
 from workflows.identity import IdentityWorkflow
 from workflows.joiner import JoinerWorkflow
 
@@ -38,17 +38,6 @@ def _hire(employee_id: str, event_id: str, start, **worker: str) -> HrEvent:
         worker=WorkerRecord(
             employee_id=employee_id, given_name="Ada", family_name="Lovelace", **worker
         ),
-    )
-
-
-async def _signal(client: Client, event: HrEvent) -> None:
-    await client.start_workflow(
-        IdentityContract.WORKFLOW,
-        IdentityWorkflowInput(employee_id=event.worker.employee_id, record_search_attributes=False),
-        id=identity_workflow_id(event.worker.employee_id),
-        task_queue=QUEUE,
-        start_signal=IdentityContract.SIGNAL_HR_EVENT,
-        start_signal_args=[event],
     )
 
 
@@ -84,9 +73,9 @@ async def record(out: Path) -> list[Path]:
                 "R1", "r1-hire", now + timedelta(days=30), department="Finance", manager_id="R0"
             )
             past = _hire("R2", "r2-hire", now - timedelta(days=2), department="Engineering")
-            await _signal(env.client, future)
-            await _signal(env.client, past)
-            await _signal(env.client, past)  # a duplicate, recorded as such
+            await signal_hr_event(env.client, QUEUE, future)
+            await signal_hr_event(env.client, QUEUE, past)
+            await signal_hr_event(env.client, QUEUE, past)  # a duplicate, recorded as such
             await env.sleep(timedelta(days=31))
             for employee, event in (("R1", future), ("R2", past)):
                 await _wait_closed(env.client, joiner_workflow_id(employee, event.event_id))
