@@ -19,12 +19,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from domain import search_attributes
+
 # The Keyword search attributes the local stack registers (DESIGN.md, "Temporal visibility").
-TENURE_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
-    SearchAttributeKey.for_keyword("EmployeeId"),
-    SearchAttributeKey.for_keyword("LifecycleStage"),
-    SearchAttributeKey.for_keyword("TransitionType"),
-)
+TENURE_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = search_attributes.ALL
 
 # RECIPES.md: WAL roughly doubles the dev server's throughput on SQLite.
 FAST_SQLITE_ARGS: tuple[str, ...] = (

@@ -1,0 +1,100 @@
+"""The identity entity on a real dev server: search attributes, and continue-as-new that loses
+nothing (forced early with a tiny history threshold, RECIPES.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType as HistoryEventType
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.policy import PolicyActivities
+from api.intake import hand_to_temporal
+from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
+from domain.policy import Policy
+from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
+from tests.support.fake_directory import FakeDirectory
+from tests.support.temporal_dev import temporal_dev_server
+from workflows.identity import IdentityWorkflow
+from workflows.joiner import JoinerWorkflow
+
+UPDATES = 30
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    extra = ["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"]
+    async with temporal_dev_server(extra_args=extra) as env:
+        yield env
+
+
+def _event(event_id: str, type: EventType, **worker: str) -> HrEvent:
+    return HrEvent(
+        event_id=event_id,
+        type=type,
+        effective_at=datetime.now(UTC) - timedelta(days=1),
+        worker=WorkerRecord(employee_id="L1", **worker),
+    )
+
+
+async def _state(client: Client) -> IdentityState:
+    return await client.get_workflow_handle(identity_workflow_id("L1")).query(
+        IdentityContract.QUERY_DETAILS, result_type=IdentityState
+    )
+
+
+async def test_every_event_survives_continue_as_new(
+    dev_env: WorkflowEnvironment, demo_policy: Policy
+) -> None:
+    queue = f"long-life-{uuid.uuid4()}"
+    directory = FakeDirectory()
+    hire = _event(
+        "l1-hire", EventType.HIRE, given_name="Ada", family_name="Long", department="Sales"
+    )
+    updates = [
+        _event(f"l1-update-{i:02d}", EventType.UPDATE, department="Sales") for i in range(UPDATES)
+    ]
+    async with Worker(
+        dev_env.client,
+        task_queue=queue,
+        workflows=[IdentityWorkflow, JoinerWorkflow],
+        activities=[PolicyActivities(demo_policy).resolve_joiner_plan, *directory.activities()],
+    ):
+        # The API's own path: signal-with-start with the search attributes set at start.
+        await hand_to_temporal(dev_env.client, [hire, *updates], task_queue=queue)
+        for event in updates[:5]:  # repeats, some arriving after a continue-as-new
+            await hand_to_temporal(dev_env.client, [event], task_queue=queue)
+
+        for _ in range(300):
+            state = await _state(dev_env.client)
+            if len(state.history) >= 1 + UPDATES + 5:
+                break
+            await asyncio.sleep(0.1)
+
+        handle = dev_env.client.get_workflow_handle(identity_workflow_id("L1"))
+        description = await handle.describe()
+
+    applied = [h.event_id for h in state.history if h.outcome is not EventOutcome.DUPLICATE]
+    assert applied == ["l1-hire"] + [e.event_id for e in updates]
+    assert [h.outcome for h in state.history].count(EventOutcome.DUPLICATE) == 5
+    assert state.stage is LifecycleStage.ACTIVE
+    assert len(directory.calls_named("graph.ensure_user")) == 1
+
+    # It really continued as new (more than once), and the latest run still carries the search
+    # attributes operators filter on.
+    first_run = dev_env.client.get_workflow_handle(
+        identity_workflow_id("L1"),
+        run_id=description.raw_description.workflow_execution_info.first_run_id,
+    )
+    first_history = [e.event_type async for e in first_run.fetch_history_events()]
+    assert HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW in first_history
+    assert description.run_id != first_run.run_id
+    assert description.typed_search_attributes[EMPLOYEE_ID] == "L1"
+    assert description.typed_search_attributes[LIFECYCLE_STAGE] == "active"
