@@ -103,6 +103,14 @@ class Apis:
         response.raise_for_status()
         return response.json().get("Resources", [])
 
+    async def scim_group_members(self, app: str, display_name: str) -> list[str]:
+        response = await self.scim[app].get(
+            "/Groups", params={"filter": f'displayName eq "{display_name}"'}
+        )
+        response.raise_for_status()
+        groups = response.json().get("Resources", [])
+        return [m["value"] for g in groups for m in g.get("members", [])]
+
     async def request_log(self, since: int = 0) -> list[dict[str, Any]]:
         response = await self.control.get("/requests", params={"since": since})
         response.raise_for_status()
@@ -215,6 +223,10 @@ async def assert_provisioned_once(apis: Apis, policy: Policy, events: list[dict[
             if accounts:
                 assert accounts[0]["userName"] == user["userPrincipalName"]
                 assert accounts[0]["active"] is True
+                # App roles are SCIM group memberships: each held exactly once.
+                for role in next(a.roles for a in apps if a.app == app):
+                    members = await apis.scim_group_members(app, role)
+                    assert members.count(accounts[0]["id"]) == 1, (record.employee_id, role)
 
 
 async def test_twenty_hires_are_provisioned_and_a_replay_changes_nothing(
