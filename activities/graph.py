@@ -39,6 +39,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import graph_errors
+from activities.graph_client import send_for_json
 from activities.graph_errors import graph_call
 from domain.provisioning import (
     ActivityNames,
@@ -283,13 +284,7 @@ class GraphActivities:
         )
 
     async def _send_for_json(self, request: RequestInformation) -> dict[str, Any]:
-        """Send a request the SDK built and read the answer as plain JSON.
-
-        The SDK's typed parse of a user (a model of hundreds of properties, imported lazily on
-        every parse) cost more CPU than the rest of a joiner's Graph work; we read a few fields.
-        """
-        raw = await self._adapter.send_primitive_async(request, "bytes", {"XXX": ODataError})
-        return json.loads(raw or b"{}")
+        return await send_for_json(self._adapter, request)
 
     async def _converge(self, current: dict[str, Any], desired: dict[str, Any]) -> None:
         """PATCH only the attributes that differ (a no-op re-run sends no write)."""

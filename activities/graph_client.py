@@ -6,6 +6,7 @@ reaches our error mapping with its Retry-After intact, not retried behind Tempor
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from kiota_abstractions.authentication import (
     AuthenticationProvider,
     BaseBearerTokenAuthenticationProvider,
 )
+from kiota_abstractions.request_adapter import RequestAdapter
+from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware import ParametersNameDecodingHandler, UserAgentHandler
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import GraphClientFactory
 from msgraph_core.middleware import GraphTelemetryHandler
 from temporalio import activity
@@ -114,6 +118,16 @@ async def tag_with_activity_attempt(request: httpx.Request) -> None:
         request.headers["x-tenure-activity"] = (
             f"{info.workflow_id}:{info.activity_id}:{info.attempt}"
         )
+
+
+async def send_for_json(adapter: RequestAdapter, request: RequestInformation) -> dict[str, Any]:
+    """Send a request the SDK built and read the answer as plain JSON.
+
+    The SDK's typed parse of a user (a model of hundreds of properties, imported lazily on every
+    parse) cost more CPU than the rest of a joiner's Graph work; we read a few fields.
+    """
+    raw = await adapter.send_primitive_async(request, "bytes", {"XXX": ODataError})
+    return json.loads(raw or b"{}")
 
 
 def build_graph_client(settings: GraphSettings) -> GraphServiceClient:

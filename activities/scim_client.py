@@ -131,6 +131,15 @@ class ScimAppClient:
         found = await self._search("Users", ScimUser, scim_filter, call="find user")
         return found[0] if found else None
 
+    async def list_users(self, start_index: int, count: int) -> tuple[list[ScimUser], int]:
+        """One page of all users (1-based `start_index`), and the target's total count."""
+        _, list_response = _search_models(ScimUser)
+        body = await self._send(
+            "list users", "GET", "Users", params={"startIndex": start_index, "count": count}
+        )
+        listed = list_response.model_validate(body, scim_ctx=Context.SEARCH_RESPONSE)
+        return list(listed.resources or []), int(listed.total_results or 0)
+
     async def create_user(self, user: ScimUser) -> ScimUser:
         body = await self._send(
             "create user",

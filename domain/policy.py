@@ -100,6 +100,70 @@ class BirthrightRule(_Strict):
         return self
 
 
+_INTERVAL_PART = re.compile(r"(\d+)([smhd])")
+_INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+
+
+def interval_seconds(text: str) -> int:
+    """`90s`, `15m`, `24h`, `1d12h`: a whole number of each unit, largest first, summed."""
+    compact = text.replace(" ", "").lower()
+    parts = _INTERVAL_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"interval {text!r}: expected e.g. 30m, 24h or 1d12h (units s, m, h, d)")
+    return sum(int(n) * _INTERVAL_UNITS[u] for n, u in parts)
+
+
+class OrphanSweepSettings(_Strict):
+    """The scheduled sweep for accounts nobody owns and leavers' accounts still active.
+
+    It runs on `interval` (default every 24h) or on a `cron` expression, never both. It only reports
+    unless `dry_run` is false, changes at most `max_changes` accounts per run, and never touches a
+    `protected` account (a UPN, SCIM userName or employee id; case is ignored).
+    """
+
+    interval: str | None = None
+    cron: str | None = None
+    dry_run: bool = True
+    # At most this many disables run at once in one sweep; 500 keeps a run far below Temporal's
+    # limit of 2,000 pending activities (RECIPES.md).
+    max_changes: int = Field(10, ge=0, le=500)
+    protected: list[NonEmpty] = Field(default_factory=list)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_parses(cls, value: str | None) -> str | None:
+        if value is not None and interval_seconds(value) < 60:
+            raise ValueError(f"interval {value!r}: must be at least 1m")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(
+                f"cron {value!r}: expected five fields (minute hour day month weekday), "
+                'e.g. "0 2 * * *"'
+            )
+        return " ".join(fields)
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> OrphanSweepSettings:
+        if self.interval is not None and self.cron is not None:
+            raise ValueError("give either interval or cron, not both")
+        return self
+
+    @property
+    def every_seconds(self) -> int | None:
+        """The interval in seconds; None when a cron expression drives the schedule."""
+        if self.cron is not None:
+            return None
+        return interval_seconds(self.interval or "24h")
+
+
 class Policy(_Strict):
     tenant: TenantSettings
     joiner: JoinerSettings = JoinerSettings()
@@ -110,6 +174,8 @@ class Policy(_Strict):
         default_factory=dict
     )
     birthright: list[BirthrightRule] = Field(default_factory=list)
+    # Absent: no scheduled sweep (the local stack removes one registered earlier).
+    orphan_sweep: OrphanSweepSettings | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:

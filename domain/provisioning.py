@@ -31,6 +31,13 @@ class ActivityNames:
     SCIM_SET_ACTIVE = "scim.set_active"
     SCIM_DELETE_USER = "scim.delete_user"
 
+    # The orphan sweep (inputs and results in domain/sweep.py).
+    SWEEP_LIST_GRAPH_ACCOUNTS = "sweep.list_graph_accounts"
+    SWEEP_LIST_SCIM_ACCOUNTS = "sweep.list_scim_accounts"
+    SWEEP_LIST_MANAGED_IDENTITIES = "sweep.list_managed_identities"
+    SWEEP_DISABLE_GRAPH_ACCOUNT = "sweep.disable_graph_account"
+    SWEEP_DEACTIVATE_SCIM_ACCOUNT = "sweep.deactivate_scim_account"
+
 
 # ---- policy -------------------------------------------------------------------------------------
 

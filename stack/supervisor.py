@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 from temporalio.client import Client
+from temporalio.service import RPCError
 
+from domain.identity import IdentityContract
 from stack import children, readiness
 from stack.banner import print_banner, print_demo_people
 from stack.config import StackConfig, StackConfigError
@@ -27,6 +29,7 @@ from stack.credentials import Credentials
 from stack.demo import ensure_demo_feed, post_feed
 from stack.processes import Child
 from stack.readiness import NotReadyError
+from stack.schedules import ensure_orphan_sweep_schedule
 from stack.stack_file import read_stack_file, remove_stack_file, write_stack_file
 from stack.status import pid_alive
 
@@ -102,7 +105,25 @@ class Stack:
         worker = self._spawn(children.worker_child(config, creds))
         api = self._spawn(children.api_child(config, creds))
         await self._wait_worker(worker)
+        await self._ensure_schedules()
         await self._wait_api(api)
+
+    async def _ensure_schedules(self) -> None:
+        """The policy's orphan sweep as a Temporal Schedule (created, updated, or removed)."""
+        assert self.client is not None
+        try:
+            handle = await ensure_orphan_sweep_schedule(
+                self.client, self.config.policy, IdentityContract.TASK_QUEUE
+            )
+        except RPCError as exc:
+            # The rest of the stack works without it: say so rather than stop.
+            self.say(f"[yellow]orphan sweep schedule not registered:[/] {exc}")
+            return
+        self.say(
+            f"orphan sweep schedule {handle.id!r} registered"
+            if handle
+            else "orphan sweep: none in the policy"
+        )
 
     async def _wait_worker(self, worker: Child) -> None:
         assert self.client is not None

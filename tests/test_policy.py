@@ -119,3 +119,44 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_unknown_top_level_section_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError, match="birthrights: Extra inputs are not permitted"):
         load_policy(_write(tmp_path, BASE + "birthrights: []\n"))
+
+
+def test_orphan_sweep_defaults_and_demo_section(demo_policy: Policy) -> None:
+    sweep = demo_policy.orphan_sweep
+    assert sweep is not None and sweep.dry_run and sweep.max_changes == 10
+    assert sweep.every_seconds == 24 * 3600
+    assert "breakglass-admin@contoso.example.com" in sweep.protected
+    path_policy = Policy.model_validate(
+        {"tenant": {"domain": "example.com", "mail_sender": "hr@example.com"}, "orphan_sweep": {}}
+    )
+    assert path_policy.orphan_sweep is not None
+    assert path_policy.orphan_sweep.every_seconds == 24 * 3600  # the default interval
+
+
+def test_orphan_sweep_interval_and_cron(tmp_path: Path) -> None:
+    sweep = load_policy(_write(tmp_path, BASE + "orphan_sweep: {interval: 1d12h}\n")).orphan_sweep
+    assert sweep is not None and sweep.every_seconds == 36 * 3600
+    sweep = load_policy(_write(tmp_path, BASE + 'orphan_sweep: {cron: "0 2 * * *"}\n')).orphan_sweep
+    assert sweep is not None and sweep.cron == "0 2 * * *" and sweep.every_seconds is None
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("{interval: soon}", r"orphan_sweep\.interval: .*expected e\.g\. 30m, 24h"),
+        ("{interval: 10s}", r"orphan_sweep\.interval: .*at least 1m"),
+        ('{cron: "0 2 * *"}', r"orphan_sweep\.cron: .*expected five fields"),
+        ('{interval: 1h, cron: "0 2 * * *"}', r"orphan_sweep: .*either interval or cron"),
+        ("{max_changes: -1}", r"orphan_sweep\.max_changes: Input should be greater than"),
+        ("{dry_run: perhaps}", r"orphan_sweep\.dry_run: Input should be a valid boolean"),
+        ("{protected: ['']}", r"orphan_sweep\.protected\[0\]: String should have at least"),
+        ("{every: 1h}", r"orphan_sweep\.every: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_orphan_sweep_names_path_and_reason(
+    tmp_path: Path, section: str, message: str
+) -> None:
+    path = _write(tmp_path, BASE + f"orphan_sweep: {section}\n")
+    with pytest.raises(PolicyFileError, match=message) as err:
+        load_policy(path)
+    assert str(path) in str(err.value)

@@ -26,11 +26,13 @@ from activities.scim_client import (
     scim_app_clients,
     scim_apps_from_env,
 )
+from activities.sweep import SweepActivities
 from connection.temporal import TemporalSettings, TemporalSettingsError, connect
 from domain.identity import IdentityContract
 from domain.policy_file import PolicyFileError, load_policy, policy_path_from_env
 from workflows.identity import IdentityWorkflow
 from workflows.joiner import JoinerWorkflow
+from workflows.orphan_sweep import OrphanSweepWorkflow
 
 log = logging.getLogger("tenure.worker")
 
@@ -60,10 +62,14 @@ async def run_worker() -> None:
     policy_path = policy_path_from_env()
     policy = load_policy(policy_path)
     temporal = TemporalSettings.from_env()
-    graph = GraphActivities(build_graph_client(GraphSettings.from_env()))
+    graph_client = build_graph_client(GraphSettings.from_env())
+    graph = GraphActivities(graph_client)
     http = new_http_client()
-    scim = ScimActivities(scim_app_clients(scim_apps_from_env(policy.apps), http))
+    scim_clients = scim_app_clients(scim_apps_from_env(policy.apps), http)
+    scim = ScimActivities(scim_clients)
     client = await connect(temporal)
+    # The orphan sweep reads Temporal's visibility for the identities Tenure manages.
+    sweep = SweepActivities(graph_client, scim_clients, client)
     task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
 
     worker = Worker(
@@ -73,7 +79,7 @@ async def run_worker() -> None:
         # the people in flight evicts running joiners and makes the worker replay them.
         max_cached_workflows=int(os.environ.get("TENURE_MAX_CACHED_WORKFLOWS", "5000")),
         task_queue=task_queue,
-        workflows=[IdentityWorkflow, JoinerWorkflow],
+        workflows=[IdentityWorkflow, JoinerWorkflow, OrphanSweepWorkflow],
         activities=[
             PolicyActivities(policy).resolve_joiner_plan,
             graph.ensure_user,
@@ -87,6 +93,11 @@ async def run_worker() -> None:
             scim.ensure_user,
             scim.set_active,
             scim.delete_user,
+            sweep.list_graph_accounts,
+            sweep.list_scim_accounts,
+            sweep.list_managed_identities,
+            sweep.disable_graph_account,
+            sweep.deactivate_scim_account,
         ],
     )
     stop = asyncio.Event()

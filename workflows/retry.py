@@ -28,3 +28,24 @@ WAIT_FOR_MANAGER: dict[str, Any] = {
         maximum_interval=timedelta(seconds=30),
     ),
 }
+
+# Inventory reads of a whole directory: pages heartbeat, so a stuck read is noticed in a minute; a
+# run that cannot read for half an hour gives up (the next scheduled sweep tries again).
+INVENTORY: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(minutes=1),
+    "schedule_to_close_timeout": timedelta(minutes=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+    ),
+}
+
+# The sweep's disables: like provisioning, but bounded so one stubborn account cannot hold the
+# run (and the schedule, which skips overlapping runs) for ever.
+SWEEP_CHANGE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": PROVISIONING["retry_policy"],
+}
