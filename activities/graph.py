@@ -43,11 +43,13 @@ from activities.graph_client import send_for_json
 from activities.graph_errors import graph_call
 from domain.provisioning import (
     ActivityNames,
+    EmployeeIdInput,
     EnsureGraphUserInput,
     GraphUserRef,
     GroupMembershipInput,
     GroupMembershipResult,
     IssueTapToManagerInput,
+    Mailbox,
     SendMailInput,
     SetAccountEnabledInput,
     SetManagerInput,
@@ -463,6 +465,12 @@ class GraphActivities:
         except Exception as err:
             # Anything else could quote the message (and so a pass): keep only the type.
             raise ApplicationError(f"{call}: {type(err).__name__}", type="GraphError") from None
+
+    @activity.defn(name=ActivityNames.GRAPH_FIND_MAILBOX)
+    async def find_mailbox(self, input: EmployeeIdInput) -> Mailbox:
+        """The account and mail address of a person by employeeId (retryable while not there)."""
+        found = await self._manager(input.employee_id)
+        return Mailbox(user_id=found.user_id, address=found.address)
 
     @activity.defn(name=ActivityNames.GRAPH_SEND_MAIL)
     async def send_mail(self, input: SendMailInput) -> None:

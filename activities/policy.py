@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from domain.birthright import joiner_plan
+from domain.birthright import joiner_plan, leaver_plan
 from domain.policy import Policy
-from domain.provisioning import ActivityNames, JoinerPlan, JoinerPlanInput
+from domain.provisioning import (
+    ActivityNames,
+    JoinerPlan,
+    JoinerPlanInput,
+    LeaverPlan,
+    LeaverPlanInput,
+)
 
 
 class PolicyActivities:
@@ -18,3 +24,7 @@ class PolicyActivities:
     @activity.defn(name=ActivityNames.RESOLVE_JOINER_PLAN)
     async def resolve_joiner_plan(self, input: JoinerPlanInput) -> JoinerPlan:
         return joiner_plan(self._policy, input.worker)
+
+    @activity.defn(name=ActivityNames.RESOLVE_LEAVER_PLAN)
+    async def resolve_leaver_plan(self, input: LeaverPlanInput) -> LeaverPlan:
+        return leaver_plan(self._policy)

@@ -57,7 +57,8 @@ async def _show_async(employee_id: str, as_json: bool) -> int:
 
 
 async def _transition_progress(client: Client, workflow_id: str | None) -> JoinerProgress | None:
-    if not workflow_id:
+    # Only the joiner reports the pre-hire details shown here; leaver and retention runs are short.
+    if not workflow_id or not workflow_id.startswith("joiner-"):
         return None
     handle = client.get_workflow_handle(workflow_id)
     if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:

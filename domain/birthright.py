@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.events import WorkerRecord
 from domain.policy import BirthrightRule, Policy
-from domain.provisioning import GrantedApp, GrantedGroup, JoinerPlan
+from domain.provisioning import GrantedApp, GrantedGroup, JoinerPlan, LeaverPlan
 
 
 def _worker_value(worker: WorkerRecord, field: str) -> str | None:
@@ -55,4 +55,10 @@ def joiner_plan(policy: Policy, worker: WorkerRecord) -> JoinerPlan:
         apps=apps,
         mail_sender=policy.tenant.mail_sender,
         tap_lifetime_minutes=policy.joiner.tap_lifetime_minutes,
+    )
+
+
+def leaver_plan(policy: Policy) -> LeaverPlan:
+    return LeaverPlan(
+        retention_days=policy.leaver.retention_days, mail_sender=policy.tenant.mail_sender
     )

@@ -68,6 +68,11 @@ class IdentityState(BaseModel):
     user_principal_name: str | None = None
     hire_date: datetime | None = None
     access: list[AccessItem] = Field(default_factory=list)
+    # The leave that disabled the identity, and when its accounts are deleted (retention).
+    leave_event_id: str | None = None
+    leave_date: datetime | None = None
+    retention_due_at: datetime | None = None
+    # What is waiting and when (pending events, the start date, the deletion); kept for operators.
     scheduled: list[ScheduledChange] = Field(default_factory=list)
     running_transition: str | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
@@ -79,6 +84,7 @@ class IdentityWorkflowInput(BaseModel):
 
     employee_id: str
     state: IdentityState | None = None
+    # Events received and not applied yet (many wait for their effective time), in arrival order.
     pending: list[HrEvent] = Field(default_factory=list)
     # The time-skipping test server cannot register custom search attributes (RECIPES.md).
     record_search_attributes: bool = True

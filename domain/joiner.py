@@ -24,6 +24,8 @@ class JoinerInput(BaseModel):
     event_id: str
     worker: WorkerRecord
     start_at: datetime
+    # The identity left earlier and its accounts still exist: they are re-enabled, not created.
+    rehire: bool = False
 
 
 class JoinerProgress(BaseModel):

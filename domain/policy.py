@@ -41,6 +41,15 @@ class JoinerSettings(_Strict):
     tap_lifetime_minutes: int = Field(480, ge=10, le=43200)
 
 
+class LeaverSettings(_Strict):
+    retention_days: int = Field(
+        30,
+        ge=0,
+        le=3650,
+        description="Days after the leave date that a leaver's accounts are deleted.",
+    )
+
+
 class TargetApp(_Strict):
     """A SCIM 2.0 target application. Its URL and token come from the environment, never the file."""
 
@@ -167,6 +176,7 @@ class OrphanSweepSettings(_Strict):
 class Policy(_Strict):
     tenant: TenantSettings
     joiner: JoinerSettings = JoinerSettings()
+    leaver: LeaverSettings = LeaverSettings()
     groups: list[NonEmpty] = Field(
         default_factory=list, description="Graph groups, by display name."
     )

@@ -17,6 +17,7 @@ class ActivityNames:
     """Registered activity names: one constant per activity, shared by workflows and workers."""
 
     RESOLVE_JOINER_PLAN = "policy.resolve_joiner_plan"
+    RESOLVE_LEAVER_PLAN = "policy.resolve_leaver_plan"
 
     GRAPH_ENSURE_USER = "graph.ensure_user"
     GRAPH_SET_MANAGER = "graph.set_manager"
@@ -26,6 +27,7 @@ class ActivityNames:
     GRAPH_SEND_MAIL = "graph.send_mail"
     GRAPH_REVOKE_SIGN_IN_SESSIONS = "graph.revoke_sign_in_sessions"
     GRAPH_DELETE_USER = "graph.delete_user"
+    GRAPH_FIND_MAILBOX = "graph.find_mailbox"
 
     SCIM_ENSURE_USER = "scim.ensure_user"
     SCIM_SET_ACTIVE = "scim.set_active"
@@ -70,6 +72,17 @@ class JoinerPlan(BaseModel):
     apps: list[GrantedApp] = Field(default_factory=list)
     mail_sender: str
     tap_lifetime_minutes: int = 480
+
+
+class LeaverPlanInput(BaseModel):
+    employee_id: str
+
+
+class LeaverPlan(BaseModel):
+    """What the policy says about leavers: how long accounts are kept, who notifications come from."""
+
+    retention_days: int
+    mail_sender: str
 
 
 # ---- Graph --------------------------------------------------------------------------------------
@@ -148,6 +161,17 @@ class SendMailInput(BaseModel):
 
 class UserIdInput(BaseModel):
     user_id: str
+
+
+class EmployeeIdInput(BaseModel):
+    employee_id: str
+
+
+class Mailbox(BaseModel):
+    """Where to reach a person who has a Graph account (found by employeeId)."""
+
+    user_id: str
+    address: str
 
 
 # ---- SCIM ---------------------------------------------------------------------------------------

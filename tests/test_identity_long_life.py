@@ -14,16 +14,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.policy import PolicyActivities
 from api.intake import hand_to_temporal
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
 from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
 from domain.policy import Policy
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 from tests.support.fake_directory import FakeDirectory
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
 from tests.support.temporal_dev import temporal_dev_server
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
 
 UPDATES = 30
 
@@ -64,8 +62,8 @@ async def test_every_event_survives_continue_as_new(
     async with Worker(
         dev_env.client,
         task_queue=queue,
-        workflows=[IdentityWorkflow, JoinerWorkflow],
-        activities=[PolicyActivities(demo_policy).resolve_joiner_plan, *directory.activities()],
+        workflows=LIFECYCLE_WORKFLOWS,
+        activities=lifecycle_activities(demo_policy, directory),
     ):
         # The API's own path: signal-with-start with the search attributes set at start.
         await hand_to_temporal(dev_env.client, [hire, *updates], task_queue=queue)

@@ -12,7 +12,6 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.policy import PolicyActivities
 from domain.events import EventType, HrEvent, WorkerRecord
 from domain.identity import (
     EventOutcome,
@@ -25,8 +24,7 @@ from domain.policy import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
 
 
 def _hire(employee_id: str, start: datetime, event_id: str | None = None, **worker: str) -> HrEvent:
@@ -56,8 +54,8 @@ async def worker(
     async with Worker(
         time_skipping_env.client,
         task_queue=queue,
-        workflows=[IdentityWorkflow, JoinerWorkflow],
-        activities=[PolicyActivities(demo_policy).resolve_joiner_plan, *directory.activities()],
+        workflows=LIFECYCLE_WORKFLOWS,
+        activities=lifecycle_activities(demo_policy, directory),
     ):
         yield queue
 

@@ -10,8 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -28,8 +27,6 @@ def test_histories_are_recorded() -> None:
     ids=[p.stem for p in HISTORIES],
 )
 async def test_recorded_history_replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(
-        workflows=[IdentityWorkflow, JoinerWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=LIFECYCLE_WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

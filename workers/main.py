@@ -32,6 +32,7 @@ from domain.identity import IdentityContract
 from domain.policy_file import PolicyFileError, load_policy, policy_path_from_env
 from workflows.identity import IdentityWorkflow
 from workflows.joiner import JoinerWorkflow
+from workflows.leaver import LeaverWorkflow, RetentionWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
 
 log = logging.getLogger("tenure.worker")
@@ -79,9 +80,16 @@ async def run_worker() -> None:
         # the people in flight evicts running joiners and makes the worker replay them.
         max_cached_workflows=int(os.environ.get("TENURE_MAX_CACHED_WORKFLOWS", "5000")),
         task_queue=task_queue,
-        workflows=[IdentityWorkflow, JoinerWorkflow, OrphanSweepWorkflow],
+        workflows=[
+            IdentityWorkflow,
+            JoinerWorkflow,
+            LeaverWorkflow,
+            RetentionWorkflow,
+            OrphanSweepWorkflow,
+        ],
         activities=[
             PolicyActivities(policy).resolve_joiner_plan,
+            PolicyActivities(policy).resolve_leaver_plan,
             graph.ensure_user,
             graph.set_manager,
             graph.ensure_group_memberships,
@@ -90,6 +98,7 @@ async def run_worker() -> None:
             graph.send_mail,
             graph.revoke_sign_in_sessions,
             graph.delete_user,
+            graph.find_mailbox,
             scim.ensure_user,
             scim.set_active,
             scim.delete_user,

@@ -1,19 +1,25 @@
 """The identity entity: one long-lived workflow per person, `identity-{employee_id}` (DESIGN.md rule 2).
 
-HR events arrive by signal-with-start and are applied one at a time, in arrival order; each transition
-runs as its own child workflow so an operator can read it on its own in Temporal UI.
+HR events arrive by signal-with-start and are applied by effective time. A terminate (or update) dated
+in the future waits here, on a timer that every new signal interrupts, so later events can still
+arrive and correct it; a hire starts its joiner at once (the joiner waits for the pre-hire day
+itself). Each transition (joiner, leaver, retention) runs as its own child workflow, one at a time,
+concurrently with this event loop, so an operator can read it on its own in Temporal UI.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.events import EventType, HrEvent
+    from domain.events import EventType, HrEvent, WorkerRecord
     from domain.identity import (
         AccessItem,
         AppliedEvent,
@@ -25,7 +31,19 @@ with workflow.unsafe.imports_passed_through():
         ScheduledChange,
     )
     from domain.joiner import JoinerContract, JoinerInput, JoinerResult, joiner_workflow_id
+    from domain.leaver import (
+        LeaverContract,
+        LeaverInput,
+        LeaverResult,
+        RetentionContract,
+        RetentionInput,
+        RetentionResult,
+        leaver_workflow_id,
+        retention_workflow_id,
+    )
     from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
+
+CHILD_TASK_TIMEOUT = timedelta(seconds=30)
 
 
 @workflow.defn(name=IdentityContract.WORKFLOW)
@@ -35,17 +53,30 @@ class IdentityWorkflow:
         self._input = input
         self._state = input.state or IdentityState(employee_id=input.employee_id)
         self._seen = set(self._state.seen_event_ids)
-        self._queue: list[HrEvent] = list(input.pending)
+        # Received, not yet applied; kept in arrival order, applied in effective-time order.
+        self._pending: list[HrEvent] = list(input.pending)
+        # Bumped by every signal and every transition that ends: wakes the event loop.
+        self._wakes = 0
+        # The transition running now (at most one), as a task awaiting its child workflow.
+        self._child: asyncio.Task[None] | None = None
+        self._child_kind: str | None = None
+        # While a joiner runs: its hire, what the identity was before it, and a withdrawal.
+        self._hire: HrEvent | None = None
+        self._before_hire: IdentityState | None = None
+        self._withdrawn_by: HrEvent | None = None
 
     @workflow.signal(name=IdentityContract.SIGNAL_HR_EVENT)
     def hr_event(self, event: HrEvent) -> None:
         # event_id is the idempotency key: a repeat is acknowledged (the signal is in history) but
-        # applied once, whether the first copy is still queued or long done.
+        # applied once, whether the first copy is still pending or long done.
         if event.event_id in self._seen:
             self._log(event, EventOutcome.DUPLICATE, "event_id already received")
             return
         self._seen.add(event.event_id)
-        self._queue.append(event)
+        if event.type is EventType.TERMINATE:
+            self._supersede_terminates(event)
+        self._pending.append(event)
+        self._wakes += 1
         self._show()
 
     @workflow.query(name=IdentityContract.QUERY_DETAILS)
@@ -57,46 +88,152 @@ class IdentityWorkflow:
         # EmployeeId and LifecycleStage are set when the intake starts this workflow (and carried
         # over by continue-as-new); they are written again only when the stage changes.
         while True:
-            await workflow.wait_condition(lambda: bool(self._queue))
-            event = self._queue.pop(0)
-            await self._apply(event)
+            if not self._step():
+                await self._idle()
             self._show()
-            if workflow.info().is_continue_as_new_suggested():
+            # Continue-as-new only between transitions: a child's result reaches only the run that
+            # started it, so a run with a child in flight keeps going until the child closes.
+            if self._child is None and workflow.info().is_continue_as_new_suggested():
                 # Signals may still be landing: let their handlers finish so nothing is dropped.
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     IdentityWorkflowInput(
                         employee_id=input.employee_id,
                         state=self._snapshot(),
-                        pending=self._queue,
+                        pending=self._pending,
                         record_search_attributes=input.record_search_attributes,
                         history_limit=input.history_limit,
                     )
                 )
 
-    async def _apply(self, event: HrEvent) -> None:
-        if event.type is EventType.HIRE:
-            await self._hire(event)
-        else:
-            # Movers and leavers arrive with the full lifecycle work; until then they are kept on record.
-            self._log(event, EventOutcome.IGNORED, f"{event.type.value} events are not handled yet")
+    # ---- the event loop -------------------------------------------------------------------------
 
-    async def _hire(self, event: HrEvent) -> None:
+    def _step(self) -> bool:
+        """Do the next thing that is due, if any; False when everything waits."""
+        withdrawal = self._withdrawing_terminate()
+        if withdrawal is not None:
+            self._pending.remove(withdrawal)
+            self._withdrawn_by = withdrawal
+            assert self._child is not None
+            self._child.cancel()
+            return True
+        if self._child is not None:
+            return False  # one transition at a time: the next event waits for this one
+        event = self._next_ready()
+        due = self._state.retention_due_at
+        if due is not None and due <= workflow.now():
+            if event is None or event.effective_at > due:
+                self._start_retention()
+                return True
+        if event is None:
+            return False
+        self._pending.remove(event)
+        if event.type is EventType.HIRE:
+            self._apply_hire(event)
+        elif event.type is EventType.TERMINATE:
+            self._apply_terminate(event)
+        else:
+            # Movers arrive with the next issue; until then updates are kept on record.
+            self._log(event, EventOutcome.IGNORED, f"{event.type.value} events are not handled yet")
+        return True
+
+    def _next_event(self) -> HrEvent | None:
+        # Earliest effective time first; equal times in arrival order (min keeps the first).
+        return min(self._pending, key=lambda e: e.effective_at, default=None)
+
+    def _next_ready(self) -> HrEvent | None:
+        event = self._next_event()
+        if event is None:
+            return None
+        # A hire that can start a joiner starts it at once (the joiner waits for the pre-hire day
+        # itself). Other events wait for their effective time, and so does everything dated after
+        # them; so does a hire for someone hired today, since a leave may still come before it.
+        if event.effective_at <= workflow.now():
+            return event
+        hired = self._state.stage in (LifecycleStage.PRE_HIRE, LifecycleStage.ACTIVE)
+        return event if event.type is EventType.HIRE and not hired else None
+
+    def _withdrawing_terminate(self) -> HrEvent | None:
+        """A terminate dated no later than the start of the hire whose joiner is running."""
+        if self._child_kind != "joiner" or self._hire is None or self._withdrawn_by is not None:
+            return None
+        start = self._hire.effective_at
+        return next(
+            (e for e in self._pending if e.type is EventType.TERMINATE and e.effective_at <= start),
+            None,
+        )
+
+    async def _idle(self) -> None:
+        """Sleep until a signal arrives, a transition ends, or the next dated thing falls due."""
+        wakes = self._wakes
+        deadline: datetime | None = None
+        if self._child is None:
+            event = self._next_event()
+            candidates = [self._state.retention_due_at, event.effective_at if event else None]
+            deadline = min((c for c in candidates if c is not None), default=None)
+        timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(
+                lambda: self._wakes != wakes,
+                timeout=timeout,
+                timeout_summary=None if deadline is None else f"next change {deadline:%Y-%m-%d}",
+            )
+        except TimeoutError:
+            pass  # something fell due
+
+    def _supersede_terminates(self, newer: HrEvent) -> None:
+        # HR corrects a leave date by sending another terminate: the newer one replaces a pending
+        # one, unless a hire lies between the two dates (leave, rehire, leave again).
+        for older in [e for e in self._pending if e.type is EventType.TERMINATE]:
+            low, high = sorted((older.effective_at, newer.effective_at))
+            if any(
+                e.type is EventType.HIRE and low < e.effective_at <= high for e in self._pending
+            ):
+                continue
+            self._pending.remove(older)
+            self._log(
+                older,
+                EventOutcome.IGNORED,
+                f"superseded by terminate {newer.event_id} (leave {newer.effective_at:%Y-%m-%d})",
+            )
+
+    def _start(self, kind: str, child_id: str, work: Coroutine[Any, Any, None]) -> None:
+        async def run_and_wake() -> None:
+            try:
+                await work
+            finally:
+                self._child = None
+                self._child_kind = None
+                self._state.running_transition = None
+                self._wakes += 1
+
+        self._child_kind = kind
+        self._state.running_transition = child_id
+        self._child = asyncio.create_task(run_and_wake())
+
+    # ---- hire (joiner, rehire) ------------------------------------------------------------------
+
+    def _apply_hire(self, event: HrEvent) -> None:
         stage = self._state.stage
-        if stage not in (LifecycleStage.NONE, LifecycleStage.DELETED):
+        if stage in (LifecycleStage.PRE_HIRE, LifecycleStage.ACTIVE):
             self._log(event, EventOutcome.IGNORED, f"already hired (stage {stage.value})")
             return
-        worker = event.worker
-        child_id = joiner_workflow_id(worker.employee_id, event.event_id)
-        self._state.worker = worker
+        # A disabled identity inside retention is a rehire: the same accounts are re-enabled (the
+        # joiner finds them by employeeId) and the pending deletion is cancelled. After deletion
+        # (or never hired), the joiner creates fresh accounts.
+        rehire = stage is LifecycleStage.DISABLED
+        self._before_hire = self._state.model_copy(deep=True)
+        self._hire = event
+        self._state.worker = event.worker
         self._state.hire_date = event.effective_at
-        self._state.running_transition = child_id
+        self._state.retention_due_at = None
         if event.effective_at > workflow.now():
             self._set_stage(LifecycleStage.PRE_HIRE)
-            self._state.scheduled = [
-                ScheduledChange(at=event.effective_at, what="enable account (start date)")
-            ]
-        self._show()
+        child_id = joiner_workflow_id(event.worker.employee_id, event.event_id)
+        self._start("joiner", child_id, self._run_joiner(event, child_id, rehire))
+
+    async def _run_joiner(self, event: HrEvent, child_id: str, rehire: bool) -> None:
+        worker = event.worker
         try:
             result: JoinerResult = await workflow.execute_child_workflow(
                 JoinerContract.WORKFLOW,
@@ -105,23 +242,31 @@ class IdentityWorkflow:
                     event_id=event.event_id,
                     worker=worker,
                     start_at=event.effective_at,
+                    rehire=rehire,
                 ),
                 id=child_id,
                 result_type=JoinerResult,
                 static_summary=(
-                    f"Joiner {worker.employee_id}: {worker.department or 'no department'}, "
-                    f"starts {event.effective_at:%Y-%m-%d}"
+                    f"{'Rehire' if rehire else 'Joiner'} {worker.employee_id}: "
+                    f"{worker.department or 'no department'}, starts {event.effective_at:%Y-%m-%d}"
                 ),
                 search_attributes=self._child_search_attributes("joiner"),
-                task_timeout=timedelta(seconds=30),
+                task_timeout=CHILD_TASK_TIMEOUT,
             )
-        except ChildWorkflowError as err:
-            self._state.running_transition = None
-            self._state.scheduled = []
-            self._log(event, EventOutcome.FAILED, f"joiner failed: {err.cause or err}", child_id)
+        except (ChildWorkflowError, asyncio.CancelledError) as err:
+            self._hire = None
+            if self._withdrawn_by is not None:
+                self._withdrawn(event, child_id, rehire)
+            else:
+                cause = err.cause if isinstance(err, ChildWorkflowError) else None
+                self._log(event, EventOutcome.FAILED, f"joiner failed: {cause or err}", child_id)
             return
-        self._state.running_transition = None
-        self._state.scheduled = []
+        self._hire = None
+        if self._withdrawn_by is not None:
+            # The joiner finished before the cancellation reached it: the person is provisioned,
+            # so the terminate is a leave like any other and goes back to wait for its date.
+            self._pending.append(self._withdrawn_by)
+            self._withdrawn_by = None
         self._state.graph_user_id = result.user_id
         self._state.user_principal_name = result.user_principal_name
         self._state.access = [
@@ -130,20 +275,170 @@ class IdentityWorkflow:
             AccessItem(kind="scim_app", target=a.app, rule=a.rule, roles=a.roles)
             for a in result.apps
         ]
+        self._state.leave_event_id = None
+        self._state.leave_date = None
         self._set_stage(LifecycleStage.ACTIVE)
-        reason = "; ".join(result.warnings)
-        self._log(event, EventOutcome.APPLIED, reason, child_id)
+        notes = ["rehire: earlier accounts re-enabled, deletion cancelled"] if rehire else []
+        self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
+
+    def _withdrawn(self, hire: HrEvent, child_id: str, rehire: bool) -> None:
+        terminate, self._withdrawn_by = self._withdrawn_by, None
+        assert terminate is not None and self._before_hire is not None
+        # Back to what the identity was before the hire (never hired, deleted, or disabled with
+        # its retention period running on), keeping the log and the events received since.
+        before = self._before_hire
+        self._state.worker = before.worker
+        self._state.hire_date = before.hire_date
+        self._state.retention_due_at = before.retention_due_at
+        self._set_stage(before.stage)
+        self._log(
+            hire,
+            EventOutcome.IGNORED,
+            f"withdrawn before its start date by terminate {terminate.event_id}",
+            child_id,
+        )
+        undone = (
+            "earlier accounts disabled again, retention continues"
+            if rehire
+            else "the accounts it had created are deleted"
+        )
+        self._log(
+            terminate,
+            EventOutcome.APPLIED,
+            f"hire {hire.event_id} withdrawn before its start date: joiner cancelled, {undone}",
+            child_id,
+        )
+
+    # ---- terminate (leaver) and retention -------------------------------------------------------
+
+    def _apply_terminate(self, event: HrEvent) -> None:
+        stage = self._state.stage
+        if stage is LifecycleStage.NONE:
+            self._log(event, EventOutcome.IGNORED, "never hired: nothing to terminate")
+            return
+        if stage is LifecycleStage.DELETED:
+            self._log(event, EventOutcome.IGNORED, "already left and deleted")
+            return
+        if stage is LifecycleStage.DISABLED:
+            left = self._state.leave_date
+            self._log(
+                event,
+                EventOutcome.IGNORED,
+                f"already left{f' on {left:%Y-%m-%d}' if left else ''}",
+            )
+            return
+        if self._state.graph_user_id is None:
+            self._log(event, EventOutcome.IGNORED, "no account was ever provisioned")
+            return
+        child_id = leaver_workflow_id(self._state.employee_id, event.event_id)
+        self._start("leaver", child_id, self._run_leaver(event, child_id))
+
+    async def _run_leaver(self, event: HrEvent, child_id: str) -> None:
+        state = self._state
+        assert state.graph_user_id is not None
+        worker = state.worker or WorkerRecord(employee_id=state.employee_id)
+        try:
+            result: LeaverResult = await workflow.execute_child_workflow(
+                LeaverContract.WORKFLOW,
+                LeaverInput(
+                    employee_id=state.employee_id,
+                    event_id=event.event_id,
+                    display_name=worker.display_name,
+                    user_id=state.graph_user_id,
+                    leave_at=event.effective_at,
+                    groups=[a.target for a in state.access if a.kind == "graph_group"],
+                    apps=[a.target for a in state.access if a.kind == "scim_app"],
+                    manager_id=worker.manager_id,
+                ),
+                id=child_id,
+                result_type=LeaverResult,
+                static_summary=f"Leaver {state.employee_id}: leaves {event.effective_at:%Y-%m-%d}",
+                search_attributes=self._child_search_attributes("leaver"),
+                task_timeout=CHILD_TASK_TIMEOUT,
+            )
+        except ChildWorkflowError as err:
+            self._log(event, EventOutcome.FAILED, f"leaver failed: {err.cause or err}", child_id)
+            return
+        state.leave_event_id = event.event_id
+        state.leave_date = event.effective_at
+        # Retention counts from the leave date, so a leave caught up late is not kept longer.
+        state.retention_due_at = event.effective_at + timedelta(days=result.retention_days)
+        self._set_stage(LifecycleStage.DISABLED)
+        notes = [
+            f"disabled, sessions revoked, {len(result.groups_removed)} groups removed, "
+            f"{len(result.apps_deactivated)} app accounts deactivated; "
+            f"deletion after {state.retention_due_at:%Y-%m-%d}"
+        ]
+        self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
+
+    def _start_retention(self) -> None:
+        state = self._state
+        leave_event = state.leave_event_id or "unknown"
+        child_id = retention_workflow_id(state.employee_id, leave_event)
+        self._start("retention", child_id, self._run_retention(leave_event, child_id))
+
+    async def _run_retention(self, leave_event: str, child_id: str) -> None:
+        state = self._state
+        due = state.retention_due_at or workflow.now()
+        try:
+            await workflow.execute_child_workflow(
+                RetentionContract.WORKFLOW,
+                RetentionInput(
+                    employee_id=state.employee_id,
+                    user_id=state.graph_user_id,
+                    apps=[a.target for a in state.access if a.kind == "scim_app"],
+                ),
+                id=child_id,
+                result_type=RetentionResult,
+                static_summary=f"Retention over for {state.employee_id}: delete the accounts",
+                search_attributes=self._child_search_attributes("retention"),
+                task_timeout=CHILD_TASK_TIMEOUT,
+            )
+        except ChildWorkflowError as err:
+            # Not retried from here (the child already retried what could be): an operator or the
+            # orphan sweep finishes it. The identity stays disabled.
+            state.retention_due_at = None
+            self._record(
+                leave_event, "retention", due, EventOutcome.FAILED, f"deletion failed: {err.cause}"
+            )
+            return
+        state.retention_due_at = None
+        state.graph_user_id = None
+        state.user_principal_name = None
+        state.access = []
+        self._set_stage(LifecycleStage.DELETED)
+        self._record(
+            leave_event,
+            "retention",
+            due,
+            EventOutcome.APPLIED,
+            "retention period over: Graph user and app accounts deleted",
+            child_id,
+        )
 
     # ---- bookkeeping ----------------------------------------------------------------------------
 
     def _log(
         self, event: HrEvent, outcome: EventOutcome, reason: str = "", transition: str | None = None
     ) -> None:
+        self._record(
+            event.event_id, event.type.value, event.effective_at, outcome, reason, transition
+        )
+
+    def _record(
+        self,
+        event_id: str,
+        type: str,
+        effective_at: datetime,
+        outcome: EventOutcome,
+        reason: str = "",
+        transition: str | None = None,
+    ) -> None:
         self._state.history.append(
             AppliedEvent(
-                event_id=event.event_id,
-                type=event.type.value,
-                effective_at=event.effective_at,
+                event_id=event_id,
+                type=type,
+                effective_at=effective_at,
                 received_at=workflow.now(),
                 outcome=outcome,
                 reason=reason,
@@ -153,8 +448,9 @@ class IdentityWorkflow:
         del self._state.history[: -self._input.history_limit]
 
     def _set_stage(self, stage: LifecycleStage) -> None:
-        self._state.stage = stage
-        self._upsert_search_attributes()
+        if stage is not self._state.stage:
+            self._state.stage = stage
+            self._upsert_search_attributes()
 
     def _upsert_search_attributes(self) -> None:
         if self._input.record_search_attributes:
@@ -175,17 +471,38 @@ class IdentityWorkflow:
             ]
         )
 
+    def _schedule(self) -> list[ScheduledChange]:
+        now = workflow.now()
+        changes = [
+            ScheduledChange(at=e.effective_at, what=f"{e.type.value} {e.event_id}")
+            for e in self._pending
+            if e.effective_at > now
+        ]
+        if self._hire is not None and self._hire.effective_at > now:
+            changes.append(
+                ScheduledChange(at=self._hire.effective_at, what="enable account (start date)")
+            )
+        if self._state.retention_due_at is not None:
+            changes.append(
+                ScheduledChange(
+                    at=self._state.retention_due_at, what="delete accounts (retention over)"
+                )
+            )
+        return sorted(changes, key=lambda c: c.at)
+
     def _snapshot(self) -> IdentityState:
         state = self._state.model_copy(deep=True)
         state.seen_event_ids = sorted(self._seen)
+        state.scheduled = self._schedule()
         return state
 
     def _show(self) -> None:
+        self._state.scheduled = self._schedule()
         parts = [f"stage {self._state.stage.value}"]
         if self._state.running_transition:
             parts.append(f"running {self._state.running_transition}")
-        if self._queue:
-            parts.append(f"{len(self._queue)} event(s) queued")
+        if self._pending:
+            parts.append(f"{len(self._pending)} event(s) pending")
         for change in self._state.scheduled:
             parts.append(f"{change.what} at {change.at:%Y-%m-%d %H:%M} UTC")
         workflow.set_current_details("; ".join(parts))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -20,20 +22,25 @@ with workflow.unsafe.imports_passed_through():
         IssueTapToManagerInput,
         JoinerPlan,
         JoinerPlanInput,
+        ScimUserKey,
         ScimUserRef,
         SendMailInput,
         SetAccountEnabledInput,
         SetManagerInput,
         SetScimActiveInput,
         TapIssued,
+        UserIdInput,
     )
     from workflows.retry import PROVISIONING, WAIT_FOR_MANAGER
+
+T = TypeVar("T")
 
 
 @workflow.defn(name=JoinerContract.WORKFLOW)
 class JoinerWorkflow:
     def __init__(self) -> None:
         self._progress = JoinerProgress()
+        self._inflight: list[asyncio.Future[Any]] = []
 
     @workflow.query(name=JoinerContract.QUERY_PROGRESS)
     def progress(self) -> JoinerProgress:
@@ -54,14 +61,45 @@ class JoinerWorkflow:
         pre_hire_at = start_at - timedelta(days=plan.pre_hire_days)
         self._progress.start_at, self._progress.pre_hire_at = start_at, pre_hire_at
 
-        # Pre-hire work waits for its day; a date already past is caught up at once.
-        await self._sleep_until(
-            pre_hire_at, "pre_hire_wait", f"pre-hire work on {pre_hire_at:%Y-%m-%d %H:%M} UTC"
+        # A terminate before the start date withdraws the hire by cancelling this run. Work that
+        # has begun is shielded from the cancellation and finished first, so the clean-up knows
+        # every account it has to undo (no activity is left running behind the clean-up's back).
+        try:
+            # Pre-hire work waits for its day; a date already past is caught up at once.
+            await self._sleep_until(
+                pre_hire_at, "pre_hire_wait", f"pre-hire work on {pre_hire_at:%Y-%m-%d %H:%M} UTC"
+            )
+            enabled_now = workflow.now() >= start_at
+            enabled_at = workflow.now()
+            user, tap_mailed_to = await self._shielded(self._provision(input, plan, enabled_now))
+            if not enabled_now:
+                await self._sleep_until(
+                    start_at, "start_wait", f"enabling the account on {start_at:%Y-%m-%d %H:%M} UTC"
+                )
+                await self._shielded(self._enable(user, input, plan))
+                enabled_at = workflow.now()
+        except asyncio.CancelledError:
+            await self._withdraw(input, plan)
+            raise
+
+        self._phase("done", f"provisioned {user.user_principal_name}")
+        return JoinerResult(
+            user_id=user.user_id,
+            user_principal_name=user.user_principal_name,
+            groups=plan.groups,
+            apps=plan.apps,
+            enabled_at=enabled_at,
+            tap_mailed_to=tap_mailed_to,
+            warnings=self._progress.warnings,
         )
 
-        enabled_now = workflow.now() >= start_at
-        enabled_at = workflow.now()
+    async def _provision(
+        self, input: JoinerInput, plan: JoinerPlan, enabled_now: bool
+    ) -> tuple[GraphUserRef, str | None]:
+        worker = input.worker
+        start_at = input.start_at
         self._phase("provisioning", "creating the account and granting birthright access")
+        # A rehire finds the existing account by employeeId; account_enabled re-enables it.
         user: GraphUserRef = await workflow.execute_activity(
             ActivityNames.GRAPH_ENSURE_USER,
             EnsureGraphUserInput(
@@ -93,41 +131,94 @@ class JoinerWorkflow:
             ),
             *([self._send_welcome(user, input, plan)] if enabled_now else []),
         )
+        return user, tap_mailed_to
 
-        if not enabled_now:
-            await self._sleep_until(
-                start_at, "start_wait", f"enabling the account on {start_at:%Y-%m-%d %H:%M} UTC"
-            )
-            self._phase("enabling", "start date reached: enabling the account everywhere")
-            await asyncio.gather(
+    async def _enable(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
+        self._phase("enabling", "start date reached: enabling the account everywhere")
+        await asyncio.gather(
+            workflow.execute_activity(
+                ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+                SetAccountEnabledInput(user_id=user.user_id, enabled=True),
+                **PROVISIONING,
+            ),
+            *(
                 workflow.execute_activity(
-                    ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
-                    SetAccountEnabledInput(user_id=user.user_id, enabled=True),
+                    ActivityNames.SCIM_SET_ACTIVE,
+                    SetScimActiveInput(app=app.app, external_id=input.employee_id, active=True),
                     **PROVISIONING,
-                ),
-                *(
-                    workflow.execute_activity(
-                        ActivityNames.SCIM_SET_ACTIVE,
-                        SetScimActiveInput(app=app.app, external_id=input.employee_id, active=True),
-                        **PROVISIONING,
-                    )
-                    for app in plan.apps
-                ),
-            )
-            enabled_at = workflow.now()
-            self._done("account enabled on the start date")
-            await self._send_welcome(user, input, plan)
-
-        self._phase("done", f"provisioned {user.user_principal_name}")
-        return JoinerResult(
-            user_id=user.user_id,
-            user_principal_name=user.user_principal_name,
-            groups=plan.groups,
-            apps=plan.apps,
-            enabled_at=enabled_at,
-            tap_mailed_to=tap_mailed_to,
-            warnings=self._progress.warnings,
+                )
+                for app in plan.apps
+            ),
         )
+        self._done("account enabled on the start date")
+        await self._send_welcome(user, input, plan)
+
+    async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.ensure_future(work)
+        self._inflight.append(task)
+        return await asyncio.shield(task)
+
+    async def _withdraw(self, input: JoinerInput, plan: JoinerPlan) -> None:
+        """Undo the hire: the person never starts (DOMAIN.md: pre-hire withdrawn)."""
+        self._phase("withdrawing", "hire withdrawn: undoing the pre-hire work")
+        for task in self._inflight:
+            try:
+                await task
+            except Exception as err:  # a failed step still leaves the rest to undo
+                self._progress.warnings.append(f"unfinished before withdrawal: {err}")
+        user_id = self._progress.user_id
+        if user_id is None:
+            self._phase("withdrawn", "hire withdrawn before any account was created")
+            return
+        # Sign-in off first, whatever follows.
+        await workflow.execute_activity(
+            ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+            SetAccountEnabledInput(user_id=user_id, enabled=False),
+            **PROVISIONING,
+        )
+        apps = [a.app for a in plan.apps]
+        if input.rehire:
+            # The accounts are the person's earlier ones: leave them as the leaver did (disabled,
+            # no birthright groups, app accounts inactive); the retention period still applies.
+            await asyncio.gather(
+                self._remove_groups(user_id, [g.group for g in plan.groups]),
+                *(self._deactivate(app, input.employee_id) for app in apps),
+            )
+            self._phase("withdrawn", "rehire withdrawn: earlier accounts disabled again")
+            return
+        # A person who never started has no history worth keeping: delete what this run created.
+        await asyncio.gather(
+            workflow.execute_activity(
+                ActivityNames.GRAPH_DELETE_USER, UserIdInput(user_id=user_id), **PROVISIONING
+            ),
+            *(
+                workflow.execute_activity(
+                    ActivityNames.SCIM_DELETE_USER,
+                    ScimUserKey(app=app, external_id=input.employee_id),
+                    **PROVISIONING,
+                )
+                for app in apps
+            ),
+        )
+        self._phase("withdrawn", "hire withdrawn: the accounts created for it are deleted")
+
+    async def _remove_groups(self, user_id: str, groups: list[str]) -> None:
+        if groups:
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
+                GroupMembershipInput(user_id=user_id, groups=groups, present=False),
+                **PROVISIONING,
+            )
+
+    async def _deactivate(self, app: str, employee_id: str) -> None:
+        try:
+            await workflow.execute_activity(
+                ActivityNames.SCIM_SET_ACTIVE,
+                SetScimActiveInput(app=app, external_id=employee_id, active=False),
+                **PROVISIONING,
+            )
+        except ActivityError as err:
+            self._progress.warnings.append(f"{app} account not deactivated: {err.cause or err}")
 
     async def _send_welcome(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
         await workflow.execute_activity(

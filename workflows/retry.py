@@ -49,3 +49,10 @@ SWEEP_CHANGE: dict[str, Any] = {
     "schedule_to_close_timeout": timedelta(minutes=10),
     "retry_policy": PROVISIONING["retry_policy"],
 }
+
+# A courtesy notice (the leaver's manager may have left too): try for a few minutes, then carry on.
+NOTICE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": PROVISIONING["retry_policy"],
+}

@@ -11,15 +11,19 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from domain.provisioning import (
     ActivityNames,
+    EmployeeIdInput,
     EnsureGraphUserInput,
     EnsureScimUserInput,
     GraphUserRef,
     GroupMembershipInput,
     GroupMembershipResult,
     IssueTapToManagerInput,
+    Mailbox,
+    ScimUserKey,
     ScimUserRef,
     SendMailInput,
     SetAccountEnabledInput,
@@ -27,6 +31,7 @@ from domain.provisioning import (
     SetManagerResult,
     SetScimActiveInput,
     TapIssued,
+    UserIdInput,
 )
 
 
@@ -45,6 +50,9 @@ class FakeDirectory:
         default_factory=dict
     )  # (app, employee id) -> active
     calls: list[Call] = field(default_factory=list)
+    # Every Graph user id ever created, in order: a rehire must not add one, a re-hire after
+    # deletion must.
+    created_user_ids: list[str] = field(default_factory=list)
 
     def _record(self, name: str, input: Any) -> None:
         self.calls.append(Call(name, activity.info().current_attempt_scheduled_time, input))
@@ -60,9 +68,13 @@ class FakeDirectory:
         self._record(ActivityNames.GRAPH_ENSURE_USER, input)
         emp = input.worker.employee_id
         created = emp not in self.users
-        user = self.users.setdefault(
-            emp, {"id": f"uid-{emp}", "upn": f"{emp.lower()}@{input.upn_domain}"}
-        )
+        if created:
+            # A fresh object id each time an account is created, as Graph does.
+            earlier = sum(1 for u in self.created_user_ids if u.startswith(f"uid-{emp}"))
+            user_id = f"uid-{emp}" + (f"-{earlier + 1}" if earlier else "")
+            self.users[emp] = {"id": user_id, "upn": f"{emp.lower()}@{input.upn_domain}"}
+            self.created_user_ids.append(user_id)
+        user = self.users[emp]
         user["enabled"] = input.account_enabled
         user["department"] = input.worker.department
         return GraphUserRef(user_id=user["id"], user_principal_name=user["upn"], created=created)
@@ -113,7 +125,36 @@ class FakeDirectory:
     @activity.defn(name=ActivityNames.SCIM_SET_ACTIVE)
     async def scim_set_active(self, input: SetScimActiveInput) -> None:
         self._record(ActivityNames.SCIM_SET_ACTIVE, input)
-        self.app_accounts[(input.app, input.external_id)] = input.active
+        key = (input.app, input.external_id)
+        if key not in self.app_accounts:  # as the real activity: a missing user is an error
+            raise ApplicationError(
+                f"no SCIM user {key}", type="ScimUserNotFound", non_retryable=True
+            )
+        self.app_accounts[key] = input.active
+
+    @activity.defn(name=ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
+    async def revoke_sign_in_sessions(self, input: UserIdInput) -> None:
+        self._record(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS, input)
+
+    @activity.defn(name=ActivityNames.GRAPH_DELETE_USER)
+    async def delete_user(self, input: UserIdInput) -> None:
+        self._record(ActivityNames.GRAPH_DELETE_USER, input)
+        gone = [e for e, u in self.users.items() if u["id"] == input.user_id]
+        for emp in gone:  # none: already gone, which is success
+            del self.users[emp]
+            self.memberships = {(g, e) for g, e in self.memberships if e != emp}
+
+    @activity.defn(name=ActivityNames.GRAPH_FIND_MAILBOX)
+    async def find_mailbox(self, input: EmployeeIdInput) -> Mailbox:
+        self._record(ActivityNames.GRAPH_FIND_MAILBOX, input)
+        return Mailbox(
+            user_id=f"uid-{input.employee_id}", address=f"{input.employee_id.lower()}@example.com"
+        )
+
+    @activity.defn(name=ActivityNames.SCIM_DELETE_USER)
+    async def scim_delete_user(self, input: ScimUserKey) -> None:
+        self._record(ActivityNames.SCIM_DELETE_USER, input)
+        self.app_accounts.pop((input.app, input.external_id), None)
 
     def activities(self) -> list[Any]:
         return [
@@ -125,4 +166,8 @@ class FakeDirectory:
             self.send_mail,
             self.scim_ensure_user,
             self.scim_set_active,
+            self.revoke_sign_in_sessions,
+            self.delete_user,
+            self.find_mailbox,
+            self.scim_delete_user,
         ]

@@ -17,14 +17,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.policy import PolicyActivities
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
 from domain.joiner import joiner_workflow_id
 from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 QUEUE = "record-histories"
@@ -65,8 +63,8 @@ async def record(out: Path) -> list[Path]:
         async with Worker(
             env.client,
             task_queue=QUEUE,
-            workflows=[IdentityWorkflow, JoinerWorkflow],
-            activities=[PolicyActivities(policy).resolve_joiner_plan, *directory.activities()],
+            workflows=LIFECYCLE_WORKFLOWS,
+            activities=lifecycle_activities(policy, directory),
         ):
             now = await env.get_current_time()
             future = _hire(

@@ -1,0 +1,196 @@
+"""Leaver and retention: cut a leaver's access on the leave date, delete the accounts after retention.
+
+The identity entity starts `LeaverWorkflow` when the terminate's effective time comes (so a corrected
+leave date or a rehire is decided there, not here) and `RetentionWorkflow` when the retention period
+after the leave date has passed. Each is its own readable run in Temporal UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.leaver import (
+        LeaverContract,
+        LeaverInput,
+        LeaverProgress,
+        LeaverResult,
+        RetentionContract,
+        RetentionInput,
+        RetentionResult,
+    )
+    from domain.provisioning import (
+        ActivityNames,
+        EmployeeIdInput,
+        GroupMembershipInput,
+        LeaverPlan,
+        LeaverPlanInput,
+        Mailbox,
+        ScimUserKey,
+        SendMailInput,
+        SetAccountEnabledInput,
+        SetScimActiveInput,
+        UserIdInput,
+    )
+    from workflows.retry import NOTICE, PROVISIONING
+
+
+@workflow.defn(name=LeaverContract.WORKFLOW)
+class LeaverWorkflow:
+    def __init__(self) -> None:
+        self._progress = LeaverProgress()
+
+    @workflow.query(name=LeaverContract.QUERY_PROGRESS)
+    def progress(self) -> LeaverProgress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, input: LeaverInput) -> LeaverResult:
+        plan: LeaverPlan = await workflow.execute_local_activity(
+            ActivityNames.RESOLVE_LEAVER_PLAN,
+            LeaverPlanInput(employee_id=input.employee_id),
+            result_type=LeaverPlan,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        # Sign-in first: whatever else is slow, the person cannot sign in any more.
+        self._phase("disabling", "disabling the account")
+        await workflow.execute_activity(
+            ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+            SetAccountEnabledInput(user_id=input.user_id, enabled=False),
+            **PROVISIONING,
+        )
+        disabled_at = workflow.now()
+        self._done("graph account disabled")
+
+        self._phase("removing", "revoking sessions, removing access, deactivating app accounts")
+        deactivated = await asyncio.gather(
+            self._revoke_sessions(input.user_id),
+            self._remove_groups(input.user_id, input.groups),
+            *(self._deactivate(app, input.employee_id) for app in input.apps),
+        )
+        apps = [app for app, ok in zip(input.apps, deactivated[2:], strict=True) if ok]
+        mailed = await self._tell_manager(input, plan)
+
+        deletion = input.leave_at + timedelta(days=plan.retention_days)
+        self._phase("done", f"access removed; accounts deleted after {deletion:%Y-%m-%d}")
+        return LeaverResult(
+            disabled_at=disabled_at,
+            sessions_revoked=True,
+            groups_removed=list(input.groups),
+            apps_deactivated=apps,
+            manager_mailed=mailed,
+            retention_days=plan.retention_days,
+            warnings=self._progress.warnings,
+        )
+
+    async def _revoke_sessions(self, user_id: str) -> bool:
+        await workflow.execute_activity(
+            ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS,
+            UserIdInput(user_id=user_id),
+            **PROVISIONING,
+        )
+        self._done("sign-in sessions revoked")
+        return True
+
+    async def _remove_groups(self, user_id: str, groups: list[str]) -> bool:
+        if groups:
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
+                GroupMembershipInput(user_id=user_id, groups=groups, present=False),
+                **PROVISIONING,
+            )
+            self._done(f"removed from {len(groups)} groups")
+        return True
+
+    async def _deactivate(self, app: str, employee_id: str) -> bool:
+        try:
+            await workflow.execute_activity(
+                ActivityNames.SCIM_SET_ACTIVE,
+                SetScimActiveInput(app=app, external_id=employee_id, active=False),
+                **PROVISIONING,
+            )
+        except ActivityError as err:
+            # Only non-retryable errors end up here (e.g. the account is already gone).
+            self._progress.warnings.append(f"{app} account not deactivated: {err.cause or err}")
+            return False
+        self._done(f"{app} account deactivated")
+        return True
+
+    async def _tell_manager(self, input: LeaverInput, plan: LeaverPlan) -> str | None:
+        if not input.manager_id:
+            self._progress.warnings.append("no manager: nobody was told")
+            return None
+        try:
+            manager: Mailbox = await workflow.execute_activity(
+                ActivityNames.GRAPH_FIND_MAILBOX,
+                EmployeeIdInput(employee_id=input.manager_id),
+                result_type=Mailbox,
+                **NOTICE,
+            )
+            deletion = input.leave_at + timedelta(days=plan.retention_days)
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_SEND_MAIL,
+                SendMailInput(
+                    sender=plan.mail_sender,
+                    to_user_id=manager.user_id,
+                    to_address=manager.address or None,
+                    subject=f"{input.display_name or input.employee_id} has left: access removed",
+                    html_body=(
+                        f"<p>{input.display_name or input.employee_id} ({input.employee_id}) left on "
+                        f"{input.leave_at:%Y-%m-%d}. Their account is disabled, their sessions are "
+                        "revoked and their access is removed.</p><p>The accounts will be deleted "
+                        f"after {deletion:%Y-%m-%d} unless they are rehired before then.</p>"
+                    ),
+                ),
+                **NOTICE,
+            )
+        except ActivityError as err:
+            self._progress.warnings.append(
+                f"manager {input.manager_id} not told: {err.cause or err}"
+            )
+            return None
+        self._done(f"manager {input.manager_id} told")
+        return input.manager_id
+
+    def _phase(self, phase: str, details: str) -> None:
+        self._progress.phase = phase
+        workflow.set_current_details(details)
+
+    def _done(self, step: str) -> None:
+        self._progress.done.append(step)
+
+
+@workflow.defn(name=RetentionContract.WORKFLOW)
+class RetentionWorkflow:
+    """Delete a leaver's Graph user and app accounts; each delete treats "already gone" as done."""
+
+    @workflow.run
+    async def run(self, input: RetentionInput) -> RetentionResult:
+        workflow.set_current_details("deleting the accounts: retention period over")
+        deletes = [
+            workflow.execute_activity(
+                ActivityNames.SCIM_DELETE_USER,
+                ScimUserKey(app=app, external_id=input.employee_id),
+                **PROVISIONING,
+            )
+            for app in input.apps
+        ]
+        if input.user_id:
+            deletes.append(
+                workflow.execute_activity(
+                    ActivityNames.GRAPH_DELETE_USER,
+                    UserIdInput(user_id=input.user_id),
+                    **PROVISIONING,
+                )
+            )
+        await asyncio.gather(*deletes)
+        workflow.set_current_details("accounts deleted")
+        return RetentionResult(
+            deleted_at=workflow.now(),
+            graph_user_deleted=input.user_id is not None,
+            apps_deleted=list(input.apps),
+        )
