@@ -16,9 +16,10 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_histories_are_recorded() -> None:
-    # Both workflow types, a future-dated and a past-dated hire, are covered.
+    # Every lifecycle workflow type: future- and past-dated hires, a corrected leave date followed by
+    # retention, and a hire withdrawn before its start date.
     names = {p.stem.split("-")[0] for p in HISTORIES}
-    assert names == {"identity", "joiner"} and len(HISTORIES) >= 4
+    assert names == {"identity", "joiner", "leaver", "retention"} and len(HISTORIES) >= 9
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
 from domain.joiner import joiner_workflow_id
+from domain.leaver import leaver_workflow_id, retention_workflow_id
 from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
@@ -36,6 +37,15 @@ def _hire(employee_id: str, event_id: str, start, **worker: str) -> HrEvent:
         worker=WorkerRecord(
             employee_id=employee_id, given_name="Ada", family_name="Lovelace", **worker
         ),
+    )
+
+
+def _terminate(employee_id: str, event_id: str, leave) -> HrEvent:
+    return HrEvent(
+        event_id=event_id,
+        type=EventType.TERMINATE,
+        effective_at=leave,
+        worker=WorkerRecord(employee_id=employee_id),
     )
 
 
@@ -71,17 +81,41 @@ async def record(out: Path) -> list[Path]:
                 "R1", "r1-hire", now + timedelta(days=30), department="Finance", manager_id="R0"
             )
             past = _hire("R2", "r2-hire", now - timedelta(days=2), department="Engineering")
+            # A leaver: hired, a leave date 10 days out, corrected to 5, then retention (30 days).
+            leaver = _hire("R3", "r3-hire", now - timedelta(days=5), department="Finance")
+            leave_1 = _terminate("R3", "r3-leave-1", now + timedelta(days=10))
+            leave_2 = _terminate("R3", "r3-leave-2", now + timedelta(days=5))
+            # A hire withdrawn after its pre-hire work, before its start date.
+            withdrawn = _hire("R4", "r4-hire", now + timedelta(days=10), department="Sales")
             await signal_hr_event(env.client, QUEUE, future)
             await signal_hr_event(env.client, QUEUE, past)
             await signal_hr_event(env.client, QUEUE, past)  # a duplicate, recorded as such
-            await env.sleep(timedelta(days=31))
+            await signal_hr_event(env.client, QUEUE, leaver)
+            await signal_hr_event(env.client, QUEUE, withdrawn)
+            await _wait_closed(env.client, joiner_workflow_id("R3", "r3-hire"))
+            await signal_hr_event(env.client, QUEUE, leave_1)
+            await signal_hr_event(env.client, QUEUE, leave_2)
+            await env.sleep(timedelta(days=4))
+            await signal_hr_event(
+                env.client, QUEUE, _terminate("R4", "r4-withdraw", now + timedelta(days=10))
+            )
+            await _wait_closed(env.client, joiner_workflow_id("R4", "r4-hire"))
+            await env.sleep(timedelta(days=27))
             for employee, event in (("R1", future), ("R2", past)):
                 await _wait_closed(env.client, joiner_workflow_id(employee, event.event_id))
+            await _wait_closed(env.client, leaver_workflow_id("R3", "r3-leave-2"))
+            await env.sleep(timedelta(days=10))
+            await _wait_closed(env.client, retention_workflow_id("R3", "r3-leave-2"))
             for workflow_id in (
                 identity_workflow_id("R1"),
                 joiner_workflow_id("R1", "r1-hire"),
                 identity_workflow_id("R2"),
                 joiner_workflow_id("R2", "r2-hire"),
+                identity_workflow_id("R3"),
+                leaver_workflow_id("R3", "r3-leave-2"),
+                retention_workflow_id("R3", "r3-leave-2"),
+                identity_workflow_id("R4"),
+                joiner_workflow_id("R4", "r4-hire"),
             ):
                 history = await env.client.get_workflow_handle(workflow_id).fetch_history()
                 path = out / f"{workflow_id}.json"
