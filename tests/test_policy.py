@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.birthright import birthright_for, joiner_plan
+from domain.birthright import birthright_for, joiner_plan, leaver_plan
 from domain.events import EmploymentType, WorkerRecord
 from domain.policy import Policy
 from domain.policy_file import PolicyFileError, load_policy
@@ -158,5 +158,24 @@ def test_invalid_orphan_sweep_names_path_and_reason(
 ) -> None:
     path = _write(tmp_path, BASE + f"orphan_sweep: {section}\n")
     with pytest.raises(PolicyFileError, match=message) as err:
+        load_policy(path)
+    assert str(path) in str(err.value)
+
+
+def test_leaver_retention_defaults_to_30_days(tmp_path: Path, demo_policy: Policy) -> None:
+    assert load_policy(_write(tmp_path, BASE)).leaver.retention_days == 30
+    plan = leaver_plan(demo_policy)
+    assert plan.retention_days == demo_policy.leaver.retention_days
+    assert plan.mail_sender == demo_policy.tenant.mail_sender
+    assert (
+        load_policy(_write(tmp_path, BASE + "leaver: {retention_days: 0}\n")).leaver.retention_days
+        == 0
+    )
+
+
+@pytest.mark.parametrize("days", ["-1", "3651", "soon"])
+def test_invalid_retention_names_path_and_reason(tmp_path: Path, days: str) -> None:
+    path = _write(tmp_path, BASE + f"leaver: {{retention_days: {days}}}\n")
+    with pytest.raises(PolicyFileError, match=r"leaver\.retention_days: Input should be") as err:
         load_policy(path)
     assert str(path) in str(err.value)
