@@ -19,6 +19,7 @@ from activities.graph import GraphActivities
 from activities.graph_client import DEFAULT_GRAPH_URL, GraphSettings, build_graph_client
 from domain.events import WorkerRecord
 from domain.provisioning import (
+    EmployeeIdInput,
     EnsureGraphUserInput,
     GraphUserRef,
     GroupMembershipInput,
@@ -305,6 +306,13 @@ async def test_set_manager_mail_revoke_and_delete(
     await env.run(acts.revoke_sign_in_sessions, UserIdInput(user_id=user.user_id))
     await env.run(acts.delete_user, UserIdInput(user_id=user.user_id))
     await env.run(acts.delete_user, UserIdInput(user_id=user.user_id))  # already gone: fine
+
+    # A leaver's manager is found by employeeId; someone not in Graph is retryable (not yet there).
+    mailbox = await env.run(acts.find_mailbox, EmployeeIdInput(employee_id=manager_id))
+    assert mailbox.user_id == manager.user_id and mailbox.address
+    with pytest.raises(ApplicationError) as err:
+        await env.run(acts.find_mailbox, EmployeeIdInput(employee_id=new_id()))
+    assert err.value.type == "ManagerNotProvisioned" and not err.value.non_retryable
 
 
 def test_settings_from_env(tmp_path: Path) -> None:

@@ -96,3 +96,82 @@ async def test_every_event_survives_continue_as_new(
     assert description.run_id != first_run.run_id
     assert description.typed_search_attributes[EMPLOYEE_ID] == "L1"
     assert description.typed_search_attributes[LIFECYCLE_STAGE] == "active"
+
+
+async def test_continue_as_new_carries_a_waiting_leave_and_the_retention_deadline(
+    dev_env: WorkflowEnvironment, demo_policy: Policy
+) -> None:
+    queue = f"long-life-{uuid.uuid4()}"
+    directory = FakeDirectory()
+    employee = "L2"
+    past = datetime.now(UTC) - timedelta(days=1)
+
+    def event(event_id: str, type: EventType, at: datetime, **worker: str) -> HrEvent:
+        record = WorkerRecord(employee_id=employee, **worker)
+        return HrEvent(event_id=event_id, type=type, effective_at=at, worker=record)
+
+    hire = event("l2-hire", EventType.HIRE, past, given_name="Ada", family_name="Leaves")
+    leave = event("l2-leave", EventType.TERMINATE, datetime.now(UTC) + timedelta(seconds=6))
+    before = [event(f"l2-a-{i:02d}", EventType.UPDATE, past) for i in range(UPDATES)]
+    after = [event(f"l2-b-{i:02d}", EventType.UPDATE, past) for i in range(UPDATES)]
+    handle = dev_env.client.get_workflow_handle(identity_workflow_id(employee))
+
+    async def state() -> IdentityState:
+        return await handle.query(IdentityContract.QUERY_DETAILS, result_type=IdentityState)
+
+    async def runs() -> int:
+        description = await handle.describe()
+        first = dev_env.client.get_workflow_handle(
+            handle.id, run_id=description.raw_description.workflow_execution_info.first_run_id
+        )
+        count, run = 1, first
+        while True:
+            events = [e async for e in run.fetch_history_events()]
+            last = events[-1]
+            if last.event_type != HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                return count
+            attrs = last.workflow_execution_continued_as_new_event_attributes
+            run = dev_env.client.get_workflow_handle(handle.id, run_id=attrs.new_execution_run_id)
+            count += 1
+
+    async with Worker(
+        dev_env.client,
+        task_queue=queue,
+        workflows=LIFECYCLE_WORKFLOWS,
+        activities=lifecycle_activities(demo_policy, directory),
+    ):
+        await hand_to_temporal(dev_env.client, [hire, leave, *before], task_queue=queue)
+        for _ in range(100):
+            current = await state()
+            if len(current.history) >= 1 + UPDATES:
+                break
+            await asyncio.sleep(0.1)
+        # The leave waits across continue-as-new (it is still on the schedule of a later run).
+        assert current.stage is LifecycleStage.ACTIVE
+        assert [c.what for c in current.scheduled] == ["terminate l2-leave"]
+        assert await runs() > 1
+
+        for _ in range(150):
+            current = await state()
+            if current.stage is LifecycleStage.DISABLED and not current.running_transition:
+                break
+            await asyncio.sleep(0.1)
+        assert current.stage is LifecycleStage.DISABLED
+        deletion = leave.effective_at + timedelta(days=demo_policy.leaver.retention_days)
+        assert current.retention_due_at == deletion
+
+        # More events force more continue-as-new runs: the deletion deadline survives them.
+        runs_before = await runs()
+        await hand_to_temporal(dev_env.client, after, task_queue=queue)
+        for _ in range(100):
+            current = await state()
+            if len(current.history) >= 2 + 2 * UPDATES:
+                break
+            await asyncio.sleep(0.1)
+        assert await runs() > runs_before
+        assert current.stage is LifecycleStage.DISABLED
+        assert current.retention_due_at == deletion
+        assert [(c.at, c.what) for c in current.scheduled] == [
+            (deletion, "delete accounts (retention over)")
+        ]
+    assert len(directory.calls_named("graph.revoke_sign_in_sessions")) == 1
