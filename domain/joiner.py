@@ -26,6 +26,9 @@ class JoinerInput(BaseModel):
     start_at: datetime
     # The identity left earlier and its accounts still exist: they are re-enabled, not created.
     rehire: bool = False
+    # A rehire's app accounts from the earlier employment (a withdrawn rehire keeps them disabled
+    # and deletes only the accounts made for the rehire).
+    existing_apps: list[str] = Field(default_factory=list)
 
 
 class JoinerProgress(BaseModel):

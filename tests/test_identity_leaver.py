@@ -30,7 +30,7 @@ FINANCE_GROUPS = {"All Staff", "All Employees", "Finance"}
 FINANCE_APPS = {"collab", "ledger"}
 
 
-def _hire(employee_id: str, event_id: str, start: datetime) -> HrEvent:
+def _hire(employee_id: str, event_id: str, start: datetime, department: str = "Finance") -> HrEvent:
     return HrEvent(
         event_id=event_id,
         type=EventType.HIRE,
@@ -39,7 +39,7 @@ def _hire(employee_id: str, event_id: str, start: datetime) -> HrEvent:
             employee_id=employee_id,
             given_name="Grace",
             family_name="Hopper",
-            department="Finance",
+            department=department,
             manager_id="E0001",
         ),
     )
@@ -277,6 +277,45 @@ async def test_rehire_inside_retention_restores_the_same_account(
     assert directory.calls_named(ActivityNames.GRAPH_DELETE_USER) == []
     assert directory.calls_named(ActivityNames.SCIM_DELETE_USER) == []
     assert (await _details(handle)).stage is LifecycleStage.ACTIVE
+
+
+async def test_rehire_withdrawn_keeps_the_earlier_account_disabled_and_retention_running(
+    time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
+) -> None:
+    env = time_skipping_env
+    now = await env.get_current_time()
+    # First employment in Engineering (a collab account only).
+    handle = await send(_hire("L450", "L450-hire", now - timedelta(days=30), "Engineering"))
+    await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
+    await send(_terminate("L450", "L450-leave", now))
+    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
+    deletion = state.retention_due_at
+    assert deletion == now + timedelta(days=30)
+
+    # Rehired into Finance from day 20: pre-hire work on day 13 adds a ledger account.
+    back = now + timedelta(days=20)
+    await send(_hire("L450", "L450-rehire", back))
+    await env.sleep(timedelta(days=14))
+    for _ in range(200):
+        if ("ledger", "L450") in directory.app_accounts:
+            break
+        await asyncio.sleep(0.05)
+    assert (await _details(handle)).stage is LifecycleStage.PRE_HIRE
+
+    await send(_terminate("L450", "L450-withdraw", back))
+    state = await _until(handle, lambda s: _outcome(s, "L450-withdraw") is not None, "withdrawn")
+    assert "earlier accounts disabled again" in _outcome(state, "L450-withdraw")[1]
+    assert state.stage is LifecycleStage.DISABLED and state.retention_due_at == deletion
+    assert directory.users["L450"]["enabled"] is False
+    assert not [g for g, e in directory.memberships if e == "L450"]
+    assert directory.app_accounts == {("collab", "L450"): False}  # the rehire's ledger: deleted
+    assert directory.created_user_ids == ["uid-L450"]
+
+    # The original retention deadline still holds.
+    await env.sleep(timedelta(days=17))
+    await _until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
+    [delete] = directory.calls_named(ActivityNames.GRAPH_DELETE_USER)
+    assert deletion <= delete.at < deletion + MINUTE
 
 
 async def test_rehire_after_deletion_creates_a_fresh_account(

@@ -243,6 +243,11 @@ class IdentityWorkflow:
                     worker=worker,
                     start_at=event.effective_at,
                     rehire=rehire,
+                    existing_apps=(
+                        [a.target for a in self._state.access if a.kind == "scim_app"]
+                        if rehire
+                        else []
+                    ),
                 ),
                 id=child_id,
                 result_type=JoinerResult,

@@ -180,9 +180,15 @@ class JoinerWorkflow:
         if input.rehire:
             # The accounts are the person's earlier ones: leave them as the leaver did (disabled,
             # no birthright groups, app accounts inactive); the retention period still applies.
+            # App accounts made only for this rehire are deleted.
             await asyncio.gather(
                 self._remove_groups(user_id, [g.group for g in plan.groups]),
-                *(self._deactivate(app, input.employee_id) for app in apps),
+                *(
+                    self._deactivate(app, input.employee_id)
+                    if app in input.existing_apps
+                    else self._delete_app_account(app, input.employee_id)
+                    for app in apps
+                ),
             )
             self._phase("withdrawn", "rehire withdrawn: earlier accounts disabled again")
             return
@@ -191,16 +197,16 @@ class JoinerWorkflow:
             workflow.execute_activity(
                 ActivityNames.GRAPH_DELETE_USER, UserIdInput(user_id=user_id), **PROVISIONING
             ),
-            *(
-                workflow.execute_activity(
-                    ActivityNames.SCIM_DELETE_USER,
-                    ScimUserKey(app=app, external_id=input.employee_id),
-                    **PROVISIONING,
-                )
-                for app in apps
-            ),
+            *(self._delete_app_account(app, input.employee_id) for app in apps),
         )
         self._phase("withdrawn", "hire withdrawn: the accounts created for it are deleted")
+
+    async def _delete_app_account(self, app: str, employee_id: str) -> None:
+        await workflow.execute_activity(
+            ActivityNames.SCIM_DELETE_USER,
+            ScimUserKey(app=app, external_id=employee_id),
+            **PROVISIONING,
+        )
 
     async def _remove_groups(self, user_id: str, groups: list[str]) -> None:
         if groups:
