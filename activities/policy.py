@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from domain.birthright import joiner_plan, leaver_plan
+from domain.birthright import joiner_plan, leaver_plan, mover_plan
 from domain.policy import Policy
 from domain.provisioning import (
     ActivityNames,
@@ -12,6 +12,8 @@ from domain.provisioning import (
     JoinerPlanInput,
     LeaverPlan,
     LeaverPlanInput,
+    MoverPlan,
+    MoverPlanInput,
 )
 
 
@@ -28,3 +30,7 @@ class PolicyActivities:
     @activity.defn(name=ActivityNames.RESOLVE_LEAVER_PLAN)
     async def resolve_leaver_plan(self, input: LeaverPlanInput) -> LeaverPlan:
         return leaver_plan(self._policy)
+
+    @activity.defn(name=ActivityNames.RESOLVE_MOVER_PLAN)
+    async def resolve_mover_plan(self, input: MoverPlanInput) -> MoverPlan:
+        return mover_plan(self._policy, input.worker)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.events import WorkerRecord
 from domain.policy import BirthrightRule, Policy
-from domain.provisioning import GrantedApp, GrantedGroup, JoinerPlan, LeaverPlan
+from domain.provisioning import GrantedApp, GrantedGroup, JoinerPlan, LeaverPlan, MoverPlan
 
 
 def _worker_value(worker: WorkerRecord, field: str) -> str | None:
@@ -61,4 +61,15 @@ def joiner_plan(policy: Policy, worker: WorkerRecord) -> JoinerPlan:
 def leaver_plan(policy: Policy) -> LeaverPlan:
     return LeaverPlan(
         retention_days=policy.leaver.retention_days, mail_sender=policy.tenant.mail_sender
+    )
+
+
+def mover_plan(policy: Policy, worker: WorkerRecord) -> MoverPlan:
+    groups, apps = birthright_for(policy, worker)
+    return MoverPlan(
+        upn_domain=policy.tenant.domain,
+        groups=groups,
+        apps=apps,
+        remove_after={r.name: r.remove_after for r in policy.birthright if r.remove_after},
+        mail_sender=policy.tenant.mail_sender,
     )

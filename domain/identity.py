@@ -55,6 +55,16 @@ class AccessItem(BaseModel):
     roles: list[str] = Field(default_factory=list)
 
 
+class PendingRemoval(BaseModel):
+    """Access a move took away that stays for its rule's grace period, then goes (on `due_at`)."""
+
+    kind: str  # "graph_group" | "scim_app"
+    target: str
+    rule: str
+    due_at: datetime
+    event_id: str  # the update (move) that took it away
+
+
 class ScheduledChange(BaseModel):
     at: datetime
     what: str
@@ -72,6 +82,8 @@ class IdentityState(BaseModel):
     leave_event_id: str | None = None
     leave_date: datetime | None = None
     retention_due_at: datetime | None = None
+    # Access a move took away that stays until its grace period is over (still listed in `access`).
+    pending_removals: list[PendingRemoval] = Field(default_factory=list)
     # What is waiting and when (pending events, the start date, the deletion); kept for operators.
     scheduled: list[ScheduledChange] = Field(default_factory=list)
     running_transition: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import (
@@ -66,13 +67,34 @@ class BirthrightRule(_Strict):
     """When every condition in `when` holds, the worker gets `groups` and `apps`.
 
     A condition's value is one string or a list (any of them matches); comparison ignores case.
-    An empty `when` matches everyone.
+    An empty `when` matches everyone. `remove_after` is a mover's grace period: when a move means
+    the worker no longer gets this rule's access, it stays that long before it is removed (a number
+    of days, `14d`/`36h` style, or an ISO-8601 duration such as `P14D`). Absent: removed at once.
     """
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     when: dict[str, str | list[str]] = Field(default_factory=dict)
     groups: list[NonEmpty] = Field(default_factory=list)
     apps: list[AppGrant] = Field(default_factory=list)
+    remove_after: timedelta | None = None
+
+    @field_validator("remove_after", mode="before")
+    @classmethod
+    def _grace_as_duration(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("expected a number of days or a duration such as 14d or P14D")
+        if isinstance(value, int):
+            return timedelta(days=value)
+        if isinstance(value, str) and _INTERVAL_PART.match(value.replace(" ", "").lower()):
+            return timedelta(seconds=interval_seconds(value))
+        return value  # pydantic parses ISO-8601 durations (P14D, PT36H)
+
+    @field_validator("remove_after")
+    @classmethod
+    def _grace_in_range(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and not timedelta(0) < value <= MAX_GRACE:
+            raise ValueError("remove_after must be more than 0 and at most 365 days")
+        return value
 
     @field_validator("when", mode="before")
     @classmethod
@@ -109,6 +131,7 @@ class BirthrightRule(_Strict):
         return self
 
 
+MAX_GRACE = timedelta(days=365)
 _INTERVAL_PART = re.compile(r"(\d+)([smhd])")
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")

@@ -6,7 +6,7 @@ activities by the names below, so the workflow sandbox stays free of I/O librari
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +18,7 @@ class ActivityNames:
 
     RESOLVE_JOINER_PLAN = "policy.resolve_joiner_plan"
     RESOLVE_LEAVER_PLAN = "policy.resolve_leaver_plan"
+    RESOLVE_MOVER_PLAN = "policy.resolve_mover_plan"
 
     GRAPH_ENSURE_USER = "graph.ensure_user"
     GRAPH_SET_MANAGER = "graph.set_manager"
@@ -82,6 +83,21 @@ class LeaverPlan(BaseModel):
     """What the policy says about leavers: how long accounts are kept, who notifications come from."""
 
     retention_days: int
+    mail_sender: str
+
+
+class MoverPlanInput(BaseModel):
+    worker: WorkerRecord
+
+
+class MoverPlan(BaseModel):
+    """What the policy grants a worker with the new attributes, and each rule's grace period."""
+
+    upn_domain: str
+    groups: list[GrantedGroup] = Field(default_factory=list)
+    apps: list[GrantedApp] = Field(default_factory=list)
+    # Rule name -> how long access that rule granted stays after a move takes it away.
+    remove_after: dict[str, timedelta] = Field(default_factory=dict)
     mail_sender: str
 
 

@@ -186,6 +186,10 @@ async def test_events_for_one_person_are_applied_in_order(
     # The second hire arrived after the first was applied: the person is already hired.
     assert state.history[1].outcome is EventOutcome.IGNORED
     assert "already hired" in state.history[1].reason
-    # Only the first hire provisioned anything, with the first hire's department.
-    [create] = directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
+    # Only the first hire provisioned an account, with the first hire's department; the update
+    # came after it and moved the person to Finance.
+    assert state.history[2].outcome is EventOutcome.APPLIED
+    assert "department People -> Finance" in state.history[2].reason
+    create, move = directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
     assert create.input.worker.department == "People"
+    assert move.input.worker.department == "Finance" and move.input.worker.given_name

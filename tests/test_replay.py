@@ -20,9 +20,9 @@ RELEASE_1 = sorted((Path(__file__).parent / "histories" / "release-1").glob("*.j
 
 def test_histories_are_recorded() -> None:
     # Every lifecycle workflow type: future- and past-dated hires, a corrected leave date followed by
-    # retention, and a hire withdrawn before its start date.
+    # retention, a hire withdrawn before its start date, and a mover.
     names = {p.stem.split("-")[0] for p in HISTORIES}
-    assert names == {"identity", "joiner", "leaver", "retention"} and len(HISTORIES) >= 9
+    assert names == {"identity", "joiner", "leaver", "retention", "mover"} and len(HISTORIES) >= 12
 
 
 @pytest.mark.parametrize(

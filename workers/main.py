@@ -33,6 +33,7 @@ from domain.policy_file import PolicyFileError, load_policy, policy_path_from_en
 from workflows.identity import IdentityWorkflow
 from workflows.joiner import JoinerWorkflow
 from workflows.leaver import LeaverWorkflow, RetentionWorkflow
+from workflows.mover import GraceRemovalWorkflow, MoverWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
 
 log = logging.getLogger("tenure.worker")
@@ -85,11 +86,14 @@ async def run_worker() -> None:
             JoinerWorkflow,
             LeaverWorkflow,
             RetentionWorkflow,
+            MoverWorkflow,
+            GraceRemovalWorkflow,
             OrphanSweepWorkflow,
         ],
         activities=[
             PolicyActivities(policy).resolve_joiner_plan,
             PolicyActivities(policy).resolve_leaver_plan,
+            PolicyActivities(policy).resolve_mover_plan,
             graph.ensure_user,
             graph.set_manager,
             graph.ensure_group_memberships,

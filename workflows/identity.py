@@ -3,8 +3,9 @@
 HR events arrive by signal-with-start and are applied by effective time. A terminate (or update) dated
 in the future waits here, on a timer that every new signal interrupts, so later events can still
 arrive and correct it; a hire starts its joiner at once (the joiner waits for the pre-hire day
-itself). Each transition (joiner, leaver, retention) runs as its own child workflow, one at a time,
-concurrently with this event loop, so an operator can read it on its own in Temporal UI.
+itself). Each transition (joiner, mover, leaver, retention, the end of a mover's grace period) runs
+as its own child workflow, one at a time, concurrently with this event loop, so an operator can read
+it on its own in Temporal UI.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         IdentityState,
         IdentityWorkflowInput,
         LifecycleStage,
+        PendingRemoval,
         ScheduledChange,
     )
     from domain.joiner import JoinerContract, JoinerInput, JoinerResult, joiner_workflow_id
@@ -40,6 +42,19 @@ with workflow.unsafe.imports_passed_through():
         RetentionResult,
         leaver_workflow_id,
         retention_workflow_id,
+    )
+    from domain.mover import (
+        GraceRemovalContract,
+        GraceRemovalInput,
+        GraceRemovalResult,
+        MoverContract,
+        MoverInput,
+        MoverResult,
+        changed_fields,
+        grace_removal_workflow_id,
+        is_move,
+        merged_record,
+        mover_workflow_id,
     )
     from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
 
@@ -125,6 +140,11 @@ class IdentityWorkflow:
             if event is None or event.effective_at > due:
                 self._start_retention()
                 return True
+        removal = self._next_removal_at()
+        if removal is not None and removal <= workflow.now():
+            if event is None or event.effective_at > removal:
+                self._start_grace_removal()
+                return True
         if event is None:
             return False
         self._pending.remove(event)
@@ -133,8 +153,7 @@ class IdentityWorkflow:
         elif event.type is EventType.TERMINATE:
             self._apply_terminate(event)
         else:
-            # Movers arrive with the next issue; until then updates are kept on record.
-            self._log(event, EventOutcome.IGNORED, f"{event.type.value} events are not handled yet")
+            self._apply_update(event)
         return True
 
     def _next_event(self) -> HrEvent | None:
@@ -169,7 +188,11 @@ class IdentityWorkflow:
         deadline: datetime | None = None
         if self._child is None:
             event = self._next_event()
-            candidates = [self._state.retention_due_at, event.effective_at if event else None]
+            candidates = [
+                self._state.retention_due_at,
+                event.effective_at if event else None,
+                self._next_removal_at(),
+            ]
             deadline = min((c for c in candidates if c is not None), default=None)
         timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
         try:
@@ -284,6 +307,8 @@ class IdentityWorkflow:
         self._state.leave_date = None
         self._set_stage(LifecycleStage.ACTIVE)
         notes = ["rehire: earlier accounts re-enabled, deletion cancelled"] if rehire else []
+        if event.type is EventType.UPDATE:
+            notes.append("initial load: first event for this identity, applied as a hire")
         self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
 
     def _withdrawn(self, hire: HrEvent, child_id: str, rehire: bool) -> None:
@@ -311,6 +336,152 @@ class IdentityWorkflow:
             terminate,
             EventOutcome.APPLIED,
             f"hire {hire.event_id} withdrawn before its start date: joiner cancelled, {undone}",
+            child_id,
+        )
+
+    # ---- update (mover) -------------------------------------------------------------------------
+
+    def _apply_update(self, event: HrEvent) -> None:
+        state = self._state
+        stage = state.stage
+        if stage is LifecycleStage.NONE:
+            # The first Tenure hears of this person (an initial load from HR): a hire, at once.
+            self._apply_hire(event)
+            return
+        record = merged_record(state.worker, event.worker)
+        if stage is not LifecycleStage.ACTIVE or state.graph_user_id is None:
+            # Nobody to move: the record is kept (a rehire brings its own), no access changes.
+            state.worker = record
+            reason = {
+                LifecycleStage.PRE_HIRE: "the hire did not complete",
+                LifecycleStage.DISABLED: "left",
+                LifecycleStage.DELETED: "left and deleted",
+            }.get(stage, f"stage {stage.value}")
+            self._log(
+                event, EventOutcome.IGNORED, f"not active ({reason}): record kept, access unchanged"
+            )
+            return
+        if not changed_fields(state.worker, record):
+            state.worker = record
+            self._log(event, EventOutcome.APPLIED, "no change")
+            return
+        child_id = mover_workflow_id(state.employee_id, event.event_id)
+        self._start("mover", child_id, self._run_mover(event, record, child_id))
+
+    async def _run_mover(self, event: HrEvent, record: WorkerRecord, child_id: str) -> None:
+        state = self._state
+        assert state.graph_user_id is not None
+        changes = changed_fields(state.worker, record)
+        what = ", ".join(c.field for c in changes)
+        try:
+            result: MoverResult = await workflow.execute_child_workflow(
+                MoverContract.WORKFLOW,
+                MoverInput(
+                    employee_id=state.employee_id,
+                    event_id=event.event_id,
+                    old_worker=state.worker,
+                    worker=record,
+                    user_id=state.graph_user_id,
+                    user_principal_name=state.user_principal_name or "",
+                    hire_date=state.hire_date or event.effective_at,
+                    access=state.access,
+                    pending_removals=state.pending_removals,
+                ),
+                id=child_id,
+                result_type=MoverResult,
+                static_summary=(
+                    f"{'Mover' if is_move(changes) else 'Record update'} "
+                    f"{state.employee_id}: {what}"
+                ),
+                search_attributes=self._child_search_attributes("mover"),
+                task_timeout=CHILD_TASK_TIMEOUT,
+            )
+        except ChildWorkflowError as err:
+            # The stored record stays the old one, so the next update is compared with it.
+            self._log(event, EventOutcome.FAILED, f"mover failed: {err.cause or err}", child_id)
+            return
+        cancelled = {(p.kind, p.target) for p in result.cancelled}
+        state.worker = record
+        state.access = result.access
+        state.pending_removals = [
+            p for p in state.pending_removals if (p.kind, p.target) not in cancelled
+        ] + result.deferred
+        notes = [
+            ("moved: " if is_move(result.changes) else "record updated: ")
+            + "; ".join(f"{c.field} {c.old} -> {c.new}" for c in result.changes)
+        ]
+        if result.added:
+            notes.append(f"added {', '.join(result.added)}")
+        if result.removed:
+            notes.append(f"removed {', '.join(result.removed)}")
+        for p in result.deferred:
+            notes.append(f"{p.target} kept until {p.due_at:%Y-%m-%d %H:%M} UTC (grace period)")
+        if result.cancelled:
+            notes.append(
+                f"pending removal cancelled: {', '.join(p.target for p in result.cancelled)}"
+            )
+        if result.managers_mailed:
+            notes.append(f"told {', '.join(result.managers_mailed)}")
+        self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
+
+    def _next_removal_at(self) -> datetime | None:
+        return min((p.due_at for p in self._state.pending_removals), default=None)
+
+    def _start_grace_removal(self) -> None:
+        state = self._state
+        now = workflow.now()
+        due = sorted((p for p in state.pending_removals if p.due_at <= now), key=lambda p: p.due_at)
+        first = due[0]
+        child_id = grace_removal_workflow_id(state.employee_id, first.event_id, first.due_at)
+        self._start("grace_removal", child_id, self._run_grace_removal(due, child_id))
+
+    async def _run_grace_removal(self, due: list[PendingRemoval], child_id: str) -> None:
+        state = self._state
+        first = due[0]
+        # Whatever the outcome, these removals are settled: a failure is left to an operator
+        # rather than retried here for ever.
+        state.pending_removals = [p for p in state.pending_removals if p not in due]
+        if state.stage is not LifecycleStage.ACTIVE or state.graph_user_id is None:
+            return
+        try:
+            result: GraceRemovalResult = await workflow.execute_child_workflow(
+                GraceRemovalContract.WORKFLOW,
+                GraceRemovalInput(
+                    employee_id=state.employee_id,
+                    user_id=state.graph_user_id,
+                    groups=[p.target for p in due if p.kind == "graph_group"],
+                    apps=[p.target for p in due if p.kind == "scim_app"],
+                ),
+                id=child_id,
+                result_type=GraceRemovalResult,
+                static_summary=(
+                    f"Grace period over for {state.employee_id}: remove access "
+                    f"the move {first.event_id} took away"
+                ),
+                search_attributes=self._child_search_attributes("mover"),
+                task_timeout=CHILD_TASK_TIMEOUT,
+            )
+        except ChildWorkflowError as err:
+            self._record(
+                first.event_id,
+                "grace_removal",
+                first.due_at,
+                EventOutcome.FAILED,
+                f"removal after the grace period failed: {err.cause or err}",
+                child_id,
+            )
+            return
+        gone = {("graph_group", g) for g in result.groups_removed} | {
+            ("scim_app", a) for a in result.apps_deactivated
+        }
+        state.access = [a for a in state.access if (a.kind, a.target) not in gone]
+        removed = result.groups_removed + result.apps_deactivated
+        self._record(
+            first.event_id,
+            "grace_removal",
+            first.due_at,
+            EventOutcome.APPLIED,
+            "; ".join([f"grace period over: removed {', '.join(removed)}", *result.warnings]),
             child_id,
         )
 
@@ -366,6 +537,8 @@ class IdentityWorkflow:
             return
         state.leave_event_id = event.event_id
         state.leave_date = event.effective_at
+        # The leaver removed all access, including any a move was keeping for a grace period.
+        state.pending_removals = []
         # Retention counts from the leave date, so a leave caught up late is not kept longer.
         state.retention_due_at = event.effective_at + timedelta(days=result.retention_days)
         self._set_stage(LifecycleStage.DISABLED)
@@ -486,6 +659,13 @@ class IdentityWorkflow:
         if self._hire is not None and self._hire.effective_at > now:
             changes.append(
                 ScheduledChange(at=self._hire.effective_at, what="enable account (start date)")
+            )
+        for removal in self._state.pending_removals:
+            changes.append(
+                ScheduledChange(
+                    at=removal.due_at,
+                    what=f"remove {removal.target} (grace period after {removal.event_id})",
+                )
             )
         if self._state.retention_due_at is not None:
             changes.append(

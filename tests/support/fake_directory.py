@@ -77,6 +77,8 @@ class FakeDirectory:
         user = self.users[emp]
         user["enabled"] = input.account_enabled
         user["department"] = input.worker.department
+        user["job_title"] = input.worker.job_title
+        user["location"] = input.worker.location
         return GraphUserRef(user_id=user["id"], user_principal_name=user["upn"], created=created)
 
     @activity.defn(name=ActivityNames.GRAPH_SET_MANAGER)

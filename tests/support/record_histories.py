@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
 from domain.joiner import joiner_workflow_id
 from domain.leaver import leaver_workflow_id, retention_workflow_id
+from domain.mover import mover_workflow_id
 from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
@@ -92,7 +93,18 @@ async def record(out: Path) -> list[Path]:
             await signal_hr_event(env.client, QUEUE, past)  # a duplicate, recorded as such
             await signal_hr_event(env.client, QUEUE, leaver)
             await signal_hr_event(env.client, QUEUE, withdrawn)
+            # A mover: hired into Engineering, then moved to Sales with a new manager.
+            mover = _hire("R5", "r5-hire", now - timedelta(days=3), department="Engineering")
+            await signal_hr_event(env.client, QUEUE, mover)
             await _wait_closed(env.client, joiner_workflow_id("R3", "r3-hire"))
+            await _wait_closed(env.client, joiner_workflow_id("R5", "r5-hire"))
+            moved = mover.worker.model_copy(update={"department": "Sales", "manager_id": "R0"})
+            await signal_hr_event(
+                env.client,
+                QUEUE,
+                HrEvent(event_id="r5-move", type=EventType.UPDATE, effective_at=now, worker=moved),
+            )
+            await _wait_closed(env.client, mover_workflow_id("R5", "r5-move"))
             await signal_hr_event(env.client, QUEUE, leave_1)
             await signal_hr_event(env.client, QUEUE, leave_2)
             await env.sleep(timedelta(days=4))
@@ -116,6 +128,9 @@ async def record(out: Path) -> list[Path]:
                 retention_workflow_id("R3", "r3-leave-2"),
                 identity_workflow_id("R4"),
                 joiner_workflow_id("R4", "r4-hire"),
+                identity_workflow_id("R5"),
+                joiner_workflow_id("R5", "r5-hire"),
+                mover_workflow_id("R5", "r5-move"),
             ):
                 history = await env.client.get_workflow_handle(workflow_id).fetch_history()
                 path = out / f"{workflow_id}.json"

@@ -1,0 +1,265 @@
+"""Mover: follow a change of HR attributes in the directory, the apps and the access they imply.
+
+The identity entity starts `MoverWorkflow` when an update changes the worker's record, and
+`GraceRemovalWorkflow` when the grace period of access a move took away is over. Each is its own
+readable run in Temporal UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.mover import (
+        FieldChange,
+        GraceRemovalContract,
+        GraceRemovalInput,
+        GraceRemovalResult,
+        MoverContract,
+        MoverInput,
+        MoverProgress,
+        MoverResult,
+        access_delta,
+        changed_fields,
+        is_move,
+    )
+    from domain.provisioning import (
+        ActivityNames,
+        EmployeeIdInput,
+        EnsureGraphUserInput,
+        EnsureScimUserInput,
+        GraphUserRef,
+        GroupMembershipInput,
+        Mailbox,
+        MoverPlan,
+        MoverPlanInput,
+        ScimUserRef,
+        SendMailInput,
+        SetManagerInput,
+        SetScimActiveInput,
+    )
+    from workflows.retry import NOTICE, PROVISIONING, WAIT_FOR_MANAGER
+
+
+@workflow.defn(name=MoverContract.WORKFLOW)
+class MoverWorkflow:
+    def __init__(self) -> None:
+        self._progress = MoverProgress()
+
+    @workflow.query(name=MoverContract.QUERY_PROGRESS)
+    def progress(self) -> MoverProgress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, input: MoverInput) -> MoverResult:
+        worker = input.worker
+        changes = changed_fields(input.old_worker, worker)
+        plan: MoverPlan = await workflow.execute_local_activity(
+            ActivityNames.RESOLVE_MOVER_PLAN,
+            MoverPlanInput(worker=worker),
+            result_type=MoverPlan,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        delta = access_delta(
+            input.access,
+            input.pending_removals,
+            plan.groups,
+            plan.apps,
+            plan.remove_after,
+            input.event_id,
+            workflow.now(),
+        )
+
+        # The directory first: attributes (the account stays enabled: only active identities move).
+        self._phase("updating", "updating the account's attributes")
+        await workflow.execute_activity(
+            ActivityNames.GRAPH_ENSURE_USER,
+            EnsureGraphUserInput(
+                worker=worker,
+                upn_domain=plan.upn_domain,
+                account_enabled=True,
+                hire_date=input.hire_date,
+            ),
+            result_type=GraphUserRef,
+            **PROVISIONING,
+        )
+        self._done("graph attributes updated")
+
+        # New access before old access goes, so access both roles share never lapses. App accounts
+        # kept for a grace period are updated too (their roles stay as they are).
+        self._phase("granting", "granting the access the new attributes imply")
+        old_manager = input.old_worker.manager_id if input.old_worker else None
+        granted = {a.app for a in delta.apps}
+        kept = [a.target for a in delta.access if a.kind == "scim_app" and a.target not in granted]
+        await asyncio.gather(
+            self._set_manager(input.user_id, worker.manager_id, old_manager),
+            self._groups(input.user_id, delta.add_groups, present=True),
+            *(self._ensure_app(app.app, input, app.roles) for app in delta.apps),
+            *(self._ensure_app(app, input, []) for app in kept),
+        )
+
+        self._phase("removing", "removing the access only the old attributes implied")
+        deactivated = await asyncio.gather(
+            self._groups(input.user_id, delta.remove_groups_now, present=False),
+            *(self._deactivate(app, input.employee_id) for app in delta.deactivate_apps_now),
+        )
+        apps_off = [
+            a for a, ok in zip(delta.deactivate_apps_now, deactivated[1:], strict=True) if ok
+        ]
+
+        mailed = await self._tell_managers(input, plan, changes) if is_move(changes) else []
+        self._phase("done", f"{len(changes)} attribute(s) changed")
+        return MoverResult(
+            changes=changes,
+            access=delta.access,
+            added=delta.add_groups
+            + [a.app for a in delta.apps if not _held(input, "scim_app", a.app)],
+            removed=delta.remove_groups_now + apps_off,
+            deferred=delta.deferred,
+            cancelled=delta.cancelled,
+            managers_mailed=mailed,
+            warnings=self._progress.warnings,
+        )
+
+    async def _set_manager(self, user_id: str, manager_id: str | None, old: str | None) -> None:
+        if not manager_id or manager_id == old:
+            return
+        try:
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_SET_MANAGER,
+                SetManagerInput(user_id=user_id, manager_employee_id=manager_id),
+                **WAIT_FOR_MANAGER,
+            )
+            self._done(f"manager set to {manager_id}")
+        except ActivityError as err:
+            self._progress.warnings.append(f"manager {manager_id} not set: {err.cause or err}")
+
+    async def _groups(self, user_id: str, groups: list[str], present: bool) -> bool:
+        if groups:
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
+                GroupMembershipInput(user_id=user_id, groups=groups, present=present),
+                **PROVISIONING,
+            )
+            self._done(f"{'added to' if present else 'removed from'} {', '.join(groups)}")
+        return True
+
+    async def _ensure_app(self, app: str, input: MoverInput, roles: list[str]) -> None:
+        # The account is found by externalId; its userName (the UPN) does not change with a move.
+        await workflow.execute_activity(
+            ActivityNames.SCIM_ENSURE_USER,
+            EnsureScimUserInput(
+                app=app,
+                worker=input.worker,
+                user_name=input.user_principal_name,
+                active=True,
+                roles=roles,
+            ),
+            result_type=ScimUserRef,
+            **PROVISIONING,
+        )
+        self._done(f"{app} account updated")
+
+    async def _deactivate(self, app: str, employee_id: str) -> bool:
+        try:
+            await workflow.execute_activity(
+                ActivityNames.SCIM_SET_ACTIVE,
+                SetScimActiveInput(app=app, external_id=employee_id, active=False),
+                **PROVISIONING,
+            )
+        except ActivityError as err:
+            self._progress.warnings.append(f"{app} account not deactivated: {err.cause or err}")
+            return False
+        self._done(f"{app} account deactivated")
+        return True
+
+    async def _tell_managers(
+        self, input: MoverInput, plan: MoverPlan, changes: list[FieldChange]
+    ) -> list[str]:
+        old = input.old_worker.manager_id if input.old_worker else None
+        managers = list(dict.fromkeys(m for m in (old, input.worker.manager_id) if m))
+        if not managers:
+            self._progress.warnings.append("no manager: nobody was told of the move")
+            return []
+        name = input.worker.display_name or input.employee_id
+        rows = "".join(
+            f"<li>{c.field.replace('_', ' ')}: {c.old} &rarr; {c.new}</li>" for c in changes
+        )
+        body = (
+            f"<p>{name} ({input.employee_id}) has moved. What changed:</p><ul>{rows}</ul>"
+            "<p>Their access now follows the new role; access only the old role needed is removed"
+            " (after a grace period where the policy sets one).</p>"
+        )
+        told = await asyncio.gather(
+            *(self._mail(m, plan, f"{name} has moved: what changed", body) for m in managers)
+        )
+        return [m for m, ok in zip(managers, told, strict=True) if ok]
+
+    async def _mail(self, manager_id: str, plan: MoverPlan, subject: str, body: str) -> bool:
+        try:
+            manager: Mailbox = await workflow.execute_activity(
+                ActivityNames.GRAPH_FIND_MAILBOX,
+                EmployeeIdInput(employee_id=manager_id),
+                result_type=Mailbox,
+                **NOTICE,
+            )
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_SEND_MAIL,
+                SendMailInput(
+                    sender=plan.mail_sender,
+                    to_user_id=manager.user_id,
+                    to_address=manager.address or None,
+                    subject=subject,
+                    html_body=body,
+                ),
+                **NOTICE,
+            )
+        except ActivityError as err:
+            self._progress.warnings.append(f"manager {manager_id} not told: {err.cause or err}")
+            return False
+        self._done(f"manager {manager_id} told")
+        return True
+
+    def _phase(self, phase: str, details: str) -> None:
+        self._progress.phase = phase
+        workflow.set_current_details(details)
+
+    def _done(self, step: str) -> None:
+        self._progress.done.append(step)
+
+
+def _held(input: MoverInput, kind: str, target: str) -> bool:
+    return any(a.kind == kind and a.target == target for a in input.access)
+
+
+@workflow.defn(name=GraceRemovalContract.WORKFLOW)
+class GraceRemovalWorkflow:
+    """Remove access a move took away once its grace period is over."""
+
+    @workflow.run
+    async def run(self, input: GraceRemovalInput) -> GraceRemovalResult:
+        workflow.set_current_details("grace period over: removing the old role's access")
+        result = GraceRemovalResult()
+        if input.groups:
+            await workflow.execute_activity(
+                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
+                GroupMembershipInput(user_id=input.user_id, groups=input.groups, present=False),
+                **PROVISIONING,
+            )
+            result.groups_removed = list(input.groups)
+        for app in input.apps:
+            try:
+                await workflow.execute_activity(
+                    ActivityNames.SCIM_SET_ACTIVE,
+                    SetScimActiveInput(app=app, external_id=input.employee_id, active=False),
+                    **PROVISIONING,
+                )
+                result.apps_deactivated.append(app)
+            except ActivityError as err:
+                result.warnings.append(f"{app} account not deactivated: {err.cause or err}")
+        workflow.set_current_details("old access removed")
+        return result
