@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from connection.temporal import TemporalSettings, connect
 from domain.birthright import birthright_for
 from domain.events import WorkerRecord, identity_workflow_id
 from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
+from domain.joiner import joiner_workflow_id
 from domain.policy import Policy
 from stack.launcher import LaunchedStack, launched_stack
 
@@ -276,8 +277,18 @@ async def test_worker_killed_mid_batch_leaves_no_duplicate_and_no_gap(
 
     await wait_until(some_provisioned, 60, "the first hires to start")
     os.kill(worker_pid, signal.SIGKILL)
-    done_at_kill = sum([bool(await apis.graph_users(e["worker"]["employee_id"])) for e in events])
-    assert done_at_kill < len(events), "the worker should die in the middle of the batch"
+    # Proof the kill landed mid-batch: some joiners had not finished (users are created first, so
+    # counting Graph users would not tell). Describing a workflow needs no worker.
+    unfinished = 0
+    for event in events:
+        joiner = joiner_workflow_id(event["worker"]["employee_id"], event["event_id"])
+        try:
+            status = (await temporal.get_workflow_handle(joiner).describe()).status
+        except RPCError:
+            unfinished += 1  # not even started yet
+            continue
+        unfinished += status == WorkflowExecutionStatus.RUNNING
+    assert unfinished > 0, "the worker should die in the middle of the batch"
 
     # The stack's supervisor restarts the worker; Temporal hands it the unfinished work.
     async def restarted() -> bool:
