@@ -38,10 +38,10 @@ def print_demo_people(console: Console, events: list[dict[str, Any]]) -> None:
         table.add_column(column, no_wrap=True, overflow="ellipsis")
     names = {p.employee_id: p.name for p in ROSTER}
     now = datetime.now(UTC)
-    for event in events:
+    hires = [e for e in events if e["event_id"].startswith("demo-hire-")]
+    for event in hires:
         worker = event["worker"]
-        starts = datetime.fromisoformat(event["effective_at"].replace("Z", "+00:00"))
-        when = starts.date().isoformat() + (" (future)" if starts > now else "")
+        when = _when(event, now)
         kind = " (contractor)" if worker.get("employment_type") == "contractor" else ""
         extra = "".join(f", {k}={v}" for k, v in worker.get("attributes", {}).items())
         table.add_row(
@@ -54,3 +54,23 @@ def print_demo_people(console: Console, events: list[dict[str, Any]]) -> None:
             when,
         )
     console.print(table)
+    changes = [e for e in events if e not in hires]
+    if changes:
+        console.print("[bold]Demo changes[/]")
+    for event in changes:
+        worker = event["worker"]
+        who = names.get(worker["employee_id"], "")
+        if event["type"] == "update":
+            what = f"moves to {worker.get('department', '')}, manager {names.get(worker.get('manager_id') or '', '-')}"
+        elif event["type"] == "terminate":
+            what = "leaves"
+        else:
+            what = "is hired again"
+        console.print(
+            f"  {worker['employee_id']}  {who} {what}  {_when(event, now)}", highlight=False
+        )
+
+
+def _when(event: dict[str, Any], now: datetime) -> str:
+    at = datetime.fromisoformat(event["effective_at"].replace("Z", "+00:00"))
+    return at.date().isoformat() + (" (future)" if at > now else "")

@@ -1,4 +1,5 @@
-"""The demo company: 24 people, written once as an HR feed in TENURE_HOME and posted to the API.
+"""The demo company: 25 people and a few changes (two movers, two leavers, a rehire), written once as
+an HR feed in TENURE_HOME and posted to the API.
 
 The feed is written on the first run only, with hire dates relative to that day, and reused after:
 the same event ids on every run, so Tenure acknowledges the repeats and applies each hire once.
@@ -98,18 +99,67 @@ ROSTER: tuple[DemoPerson, ...] = (
     P("E0022", "Isla", "Campbell", "People", "HR Business Partner", "E0005", "London", -16),
     P("E0023", "Felix", "Wagner", "People", "Recruiter", "E0005", "Berlin", 0),
     P("E0024", "Ada", "Lovelace", "People", "Talent Partner", "E0005", "Remote", 45),
+    # Left 20 days ago and hired again 2 days ago (see CHANGES): a rehire inside retention.
+    P("E0025", "Omar", "Haddad", "Sales", "Account Executive", "E0004", "London", -28),
 )
 del P
+
+
+@dataclass(frozen=True)
+class DemoChange:
+    """An event after the hire: an `update` (the changed fields), a `terminate`, or a rehire."""
+
+    event_id: str
+    type: str  # "update" | "terminate" | "hire" (a rehire)
+    employee_id: str
+    offset_days: int  # relative to the first run; positive = in the future
+    changes: dict[str, str] = field(default_factory=dict)
+
+
+C = DemoChange
+# Kept apart from the hires so their event ids never change; posted after them.
+CHANGES: tuple[DemoChange, ...] = (
+    # Movers: a new department (and so new groups and apps) and a new manager.
+    C(
+        "demo-move-E0011",
+        "update",
+        "E0011",
+        -3,
+        {"department": "Finance", "job_title": "Financial Analyst", "manager_id": "E0002"},
+    ),
+    C(
+        "demo-move-E0018",
+        "update",
+        "E0018",
+        -4,
+        {
+            "department": "People",
+            "job_title": "Recruiter",
+            "manager_id": "E0005",
+            "location": "Berlin",
+        },
+    ),
+    # Leavers: one in ten days (the leave waits on a timer), one today.
+    C("demo-leave-E0019", "terminate", "E0019", 10),
+    C("demo-leave-E0008", "terminate", "E0008", 0),
+    # A rehire: left 20 days ago, back 2 days ago, before retention deleted the accounts.
+    C("demo-leave-E0025", "terminate", "E0025", -20),
+    C("demo-rehire-E0025", "hire", "E0025", -2, {"job_title": "Senior Account Executive"}),
+)
+del C
 
 FEED_FILE = Path("demo") / "hr_feed.jsonl"
 HIRE_HOUR_UTC = time(9, 0, tzinfo=UTC)
 
 
-def hire_event(person: DemoPerson, today: datetime) -> dict[str, Any]:
-    day = (today + timedelta(days=person.hire_offset_days)).date()
-    starts = datetime.combine(day, HIRE_HOUR_UTC)
-    if person.hire_offset_days <= 0:
-        starts = min(starts, today)  # a hire of today, run before 09:00, has still started already
+def _at(today: datetime, offset_days: int) -> datetime:
+    at = datetime.combine((today + timedelta(days=offset_days)).date(), HIRE_HOUR_UTC)
+    if offset_days <= 0:
+        at = min(at, today)  # an event of today, run before 09:00, has still happened already
+    return at
+
+
+def _record(person: DemoPerson) -> dict[str, Any]:
     worker: dict[str, Any] = {
         "employee_id": person.employee_id,
         "given_name": person.given_name,
@@ -122,15 +172,38 @@ def hire_event(person: DemoPerson, today: datetime) -> dict[str, Any]:
     }
     if person.manager_id:
         worker["manager_id"] = person.manager_id
+    return worker
+
+
+def _event(
+    event_id: str, kind: str, at: datetime, today: datetime, worker: dict[str, Any]
+) -> dict[str, Any]:
     event = {
-        "event_id": f"demo-hire-{person.employee_id}",
-        "type": "hire",
-        "effective_at": starts.isoformat().replace("+00:00", "Z"),
-        "occurred_at": today.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "event_id": event_id,
+        "type": kind,
+        "effective_at": at.isoformat().replace("+00:00", "Z"),
+        "occurred_at": min(at, today).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "worker": worker,
     }
     HrEvent.model_validate(event)  # the demo speaks the same contract as any HR source
     return event
+
+
+def hire_event(person: DemoPerson, today: datetime) -> dict[str, Any]:
+    at = _at(today, person.hire_offset_days)
+    event = _event(f"demo-hire-{person.employee_id}", "hire", at, today, _record(person))
+    event["occurred_at"] = today.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return event
+
+
+def change_event(change: DemoChange, today: datetime) -> dict[str, Any]:
+    """An update or rehire carries the full record (the roster's, with the changes); a terminate
+    needs the employee id only."""
+    person = next(p for p in ROSTER if p.employee_id == change.employee_id)
+    worker = {"employee_id": person.employee_id}
+    if change.type != "terminate":
+        worker = _record(person) | change.changes
+    return _event(change.event_id, change.type, _at(today, change.offset_days), today, worker)
 
 
 def demo_feed_path(home: Path) -> Path:
@@ -144,6 +217,7 @@ def ensure_demo_feed(home: Path, now: datetime | None = None) -> tuple[Path, lis
         return path, [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     today = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     events = [hire_event(person, today) for person in ROSTER]
+    events += [change_event(change, today) for change in CHANGES]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))

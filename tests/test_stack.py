@@ -15,7 +15,7 @@ from domain.events import HrEvent
 from stack.children import app_env_prefix, tenure_env
 from stack.config import StackConfig, StackConfigError
 from stack.credentials import credentials_path, load_or_create_credentials
-from stack.demo import ROSTER, demo_feed_path, ensure_demo_feed
+from stack.demo import CHANGES, ROSTER, demo_feed_path, ensure_demo_feed
 
 PORT_VARS = (
     "TENURE_TEMPORAL_PORT",
@@ -190,11 +190,39 @@ def test_feed_is_valid_hr_events_with_some_future_hires(tmp_path: Path) -> None:
     path, events = ensure_demo_feed(tmp_path, now=now)
     assert path == demo_feed_path(tmp_path)
     parsed = [HrEvent.model_validate(e) for e in events]
-    assert [e.event_id for e in parsed] == [f"demo-hire-{p.employee_id}" for p in ROSTER]
-    future = [e for e in parsed if e.effective_at > now]
+    hires = [e for e in parsed if e.event_id.startswith("demo-hire-")]
+    # The hires keep their ids and come first; the changes follow.
+    assert [e.event_id for e in parsed[: len(ROSTER)]] == [
+        f"demo-hire-{p.employee_id}" for p in ROSTER
+    ]
+    assert [e.event_id for e in parsed[len(ROSTER) :]] == [c.event_id for c in CHANGES]
+    future = [e for e in hires if e.effective_at > now]
     assert len(future) == 4
     assert all(10 <= (e.effective_at - now).days <= 45 for e in future)
-    assert all(0 <= (now - e.effective_at).days <= 30 for e in parsed if e not in future)
+    assert all(0 <= (now - e.effective_at).days <= 30 for e in hires if e not in future)
+
+
+def test_feed_has_movers_leavers_and_a_rehire(tmp_path: Path) -> None:
+    now = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+    _, events = ensure_demo_feed(tmp_path, now=now)
+    parsed = [HrEvent.model_validate(e) for e in events]
+    hired = {e.worker.employee_id: e for e in parsed if e.event_id.startswith("demo-hire-")}
+    moves = [e for e in parsed if e.type.value == "update"]
+    assert len(moves) == 2
+    for move in moves:
+        before = hired[move.worker.employee_id]
+        assert before.effective_at < move.effective_at < now
+        assert move.worker.department != before.worker.department
+        assert move.worker.manager_id != before.worker.manager_id
+        assert move.worker.given_name == before.worker.given_name  # a full record
+    leaves = {e.worker.employee_id: e for e in parsed if e.type.value == "terminate"}
+    assert len(leaves) == 3
+    assert sum(9 <= (e.effective_at - now).days <= 11 for e in leaves.values()) == 1
+    assert sum(e.effective_at.date() == now.date() for e in leaves.values()) == 1
+    [rehire] = [e for e in parsed if e.event_id.startswith("demo-rehire-")]
+    left = leaves[rehire.worker.employee_id]
+    assert hired[rehire.worker.employee_id].effective_at < left.effective_at < rehire.effective_at
+    assert (now - left.effective_at).days in (19, 20) and (now - rehire.effective_at).days <= 2
 
 
 def test_feed_is_written_once_and_reused(tmp_path: Path) -> None:
@@ -204,4 +232,4 @@ def test_feed_is_written_once_and_reused(tmp_path: Path) -> None:
     _, again = ensure_demo_feed(tmp_path, now=datetime(2026, 3, 20, tzinfo=UTC))
     assert again == first
     assert path.read_text() == text
-    assert len(text.splitlines()) == len(ROSTER)
+    assert len(text.splitlines()) == len(ROSTER) + len(CHANGES)
