@@ -32,6 +32,9 @@ class EventOutcome(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     FAILED = "failed"
+    # A terminate for someone not hired yet: kept, and applied once a hire has been applied
+    # (HR feeds are not always in order). Logged again with its final outcome then.
+    HELD = "held"
 
 
 class AppliedEvent(BaseModel):

@@ -599,11 +599,6 @@ async def test_scenario_replayed_changes_nothing_and_shuffled_ends_the_same(
     assert {role: await access_snapshot(apis, eid) for role, eid in in_order.items()} == before
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a terminate that arrives before its hire is ignored ('never hired'), even when dated "
-    "after it: ordering by effective time only covers events pending together",
-)
 async def test_scenario_posted_backwards_ends_as_in_order(
     apis: Apis, temporal: Client, demo_policy: Policy
 ) -> None:

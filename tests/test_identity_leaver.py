@@ -338,23 +338,40 @@ async def test_rehire_after_deletion_creates_a_fresh_account(
     assert len(directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)) == 2
 
 
-async def test_terminate_for_someone_never_hired_is_ignored_and_a_later_hire_works(
+async def test_terminate_before_any_hire_is_held_until_the_hire_arrives(
+    time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
+) -> None:
+    """HR feeds arrive out of order: a leave posted before the hire it ends is not thrown away."""
+    env = time_skipping_env
+    now = await env.get_current_time()
+    handle = await send(_terminate("L600", "L600-leave", now - timedelta(days=1)))
+    state = await _until(handle, lambda s: _outcome(s, "L600-leave") is not None, "logged")
+    assert _outcome(state, "L600-leave")[0] is EventOutcome.HELD
+    assert state.stage is LifecycleStage.NONE and not directory.users
+
+    # The hire (dated before the leave) arrives later: hired, then the held leave applies.
+    await send(_hire("L600", "L600-hire", now - timedelta(days=5)))
+    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "hired, then left")
+    assert _outcome(state, "L600-hire")[0] is EventOutcome.APPLIED
+    assert _outcome(state, "L600-leave")[0] is EventOutcome.APPLIED
+    assert directory.users["L600"]["enabled"] is False
+
+
+async def test_terminate_for_someone_never_hired_stays_held_and_blocks_nothing(
     time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
 ) -> None:
     env = time_skipping_env
     now = await env.get_current_time()
-    handle = await send(_terminate("L600", "L600-leave", now))
-    state = await _until(handle, lambda s: _outcome(s, "L600-leave") is not None, "logged")
-    assert _outcome(state, "L600-leave") == (
-        EventOutcome.IGNORED,
-        "never hired: nothing to terminate",
+    handle = await send(_terminate("L601", "L601-leave", now - timedelta(days=1)))
+    state = await _until(handle, lambda s: _outcome(s, "L601-leave") is not None, "logged")
+    assert _outcome(state, "L601-leave") == (
+        EventOutcome.HELD,
+        "not hired yet: held, and applied once a hire has been applied",
     )
-    assert state.stage is LifecycleStage.NONE
-
-    await send(_hire("L600", "L600-hire", now))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "hired")
-    assert _outcome(state, "L600-hire")[0] is EventOutcome.APPLIED
-    assert directory.users["L600"]["enabled"] is True
+    # Days pass; nothing happens to a person who was never hired, and the workflow stays healthy.
+    await env.sleep(timedelta(days=3))
+    state = await _details(handle)
+    assert state.stage is LifecycleStage.NONE and "L601" not in directory.users
 
 
 async def test_events_apply_by_effective_time_not_arrival(

@@ -91,6 +91,12 @@ class IdentityWorkflow:
         if event.type is EventType.TERMINATE:
             self._supersede_terminates(event)
         self._pending.append(event)
+        if self._held(event):
+            self._log(
+                event,
+                EventOutcome.HELD,
+                "not hired yet: held, and applied once a hire has been applied",
+            )
         self._wakes += 1
         self._show()
 
@@ -156,9 +162,15 @@ class IdentityWorkflow:
             self._apply_update(event)
         return True
 
+    def _held(self, event: HrEvent) -> bool:
+        # A terminate for someone never hired waits for a hire (posted later, perhaps dated
+        # earlier) instead of being thrown away: the same events in any order end the same.
+        return event.type is EventType.TERMINATE and self._state.stage is LifecycleStage.NONE
+
     def _next_event(self) -> HrEvent | None:
         # Earliest effective time first; equal times in arrival order (min keeps the first).
-        return min(self._pending, key=lambda e: e.effective_at, default=None)
+        candidates = (e for e in self._pending if not self._held(e))
+        return min(candidates, key=lambda e: e.effective_at, default=None)
 
     def _next_ready(self) -> HrEvent | None:
         event = self._next_event()
