@@ -84,6 +84,8 @@ class IdentityState(BaseModel):
     # The leave that disabled the identity, and when its accounts are deleted (retention).
     leave_event_id: str | None = None
     leave_date: datetime | None = None
+    # Effective time of the HR record applied last: an update dated before it is stale.
+    record_as_of: datetime | None = None
     retention_due_at: datetime | None = None
     # Access a move took away that stays until its grace period is over (still listed in `access`).
     pending_removals: list[PendingRemoval] = Field(default_factory=list)

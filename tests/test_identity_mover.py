@@ -289,6 +289,37 @@ async def test_an_update_without_a_relevant_change_changes_nothing(
     assert state.worker == worker
 
 
+async def test_an_update_older_than_the_applied_record_is_ignored_as_stale(
+    time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
+) -> None:
+    env = time_skipping_env
+    handle = await _hired(env, send, _worker("M550"))
+    now = await env.get_current_time()
+    await send(
+        _event(
+            EventType.UPDATE,
+            "M550-new",
+            now - timedelta(days=2),
+            _worker("M550", department="Sales"),
+        )
+    )
+    await _until(handle, _logged("M550-new"), "moved")
+    # HR's older record arrives late: applying it would undo the newer move.
+    await send(
+        _event(
+            EventType.UPDATE,
+            "M550-old",
+            now - timedelta(days=5),
+            _worker("M550", department="People"),
+        )
+    )
+    state = await _until(handle, _logged("M550-old"), "logged")
+    outcome, reason = _outcome(state, "M550-old")
+    assert outcome is EventOutcome.IGNORED and reason.startswith("stale:")
+    assert state.worker is not None and state.worker.department == "Sales"
+    assert "People Team" not in _groups(directory, "M550")
+
+
 async def test_a_leaver_drops_pending_removals(
     time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
 ) -> None:

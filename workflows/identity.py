@@ -260,6 +260,7 @@ class IdentityWorkflow:
         self._before_hire = self._state.model_copy(deep=True)
         self._hire = event
         self._state.worker = event.worker
+        self._state.record_as_of = event.effective_at
         self._state.hire_date = event.effective_at
         self._state.retention_due_at = None
         if event.effective_at > workflow.now():
@@ -360,10 +361,19 @@ class IdentityWorkflow:
             # The first Tenure hears of this person (an initial load from HR): a hire, at once.
             self._apply_hire(event)
             return
+        if state.record_as_of is not None and event.effective_at < state.record_as_of:
+            # Arrived late, after a newer record was applied: applying it would undo that one.
+            self._log(
+                event,
+                EventOutcome.IGNORED,
+                f"stale: the record effective {state.record_as_of:%Y-%m-%d %H:%M} UTC is newer",
+            )
+            return
         record = merged_record(state.worker, event.worker)
         if stage is not LifecycleStage.ACTIVE or state.graph_user_id is None:
             # Nobody to move: the record is kept (a rehire brings its own), no access changes.
             state.worker = record
+            state.record_as_of = event.effective_at
             reason = {
                 LifecycleStage.PRE_HIRE: "the hire did not complete",
                 LifecycleStage.DISABLED: "left",
@@ -375,6 +385,7 @@ class IdentityWorkflow:
             return
         if not changed_fields(state.worker, record):
             state.worker = record
+            state.record_as_of = event.effective_at
             self._log(event, EventOutcome.APPLIED, "no change")
             return
         child_id = mover_workflow_id(state.employee_id, event.event_id)
@@ -414,6 +425,7 @@ class IdentityWorkflow:
             return
         cancelled = {(p.kind, p.target) for p in result.cancelled}
         state.worker = record
+        state.record_as_of = event.effective_at
         state.access = result.access
         state.pending_removals = [
             p for p in state.pending_removals if (p.kind, p.target) not in cancelled
