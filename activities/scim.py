@@ -126,6 +126,9 @@ class ScimActivities:
         user_id = str(existing.id)
         for role in dict.fromkeys(request.roles):
             await self._ensure_member(client, role, user_id)
+        for role in dict.fromkeys(request.remove_roles):
+            if role not in request.roles:
+                await self._ensure_not_member(client, role, user_id)
         activity.logger.info(
             "SCIM user %s in %s (%s)", employee_id, request.app, "created" if created else "ensured"
         )
@@ -194,6 +197,12 @@ class ScimActivities:
         if any(member.value == user_id for member in group.members or []):
             return
         await client.add_group_member(str(group.id), user_id)
+
+    async def _ensure_not_member(self, client: ScimAppClient, role: str, user_id: str) -> None:
+        # Every group of that name (displayName is not unique): not a member anywhere = done.
+        for group in await client.find_groups(eq_filter("displayName", role)):
+            if any(member.value == user_id for member in group.members or []):
+                await client.remove_group_member(str(group.id), user_id)
 
     async def _group(self, client: ScimAppClient, display_name: str) -> Group:
         """The role's group, created if missing.

@@ -190,6 +190,21 @@ class ScimAppClient:
             patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
         )
 
+    async def remove_group_member(self, group_id: str, user_id: str) -> None:
+        patch = PatchOp[Group](
+            operations=[
+                PatchOperation[Group](
+                    op=PatchOperation.Op.remove, path=f'members[value eq "{user_id}"]'
+                )
+            ]
+        )
+        await self._send(
+            "remove group member",
+            "PATCH",
+            f"Groups/{group_id}",
+            patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
+        )
+
     # Transport
 
     async def _search(self, endpoint: str, model: Any, scim_filter: str, call: str) -> list[Any]:

@@ -199,6 +199,8 @@ class EnsureScimUserInput(BaseModel):
     user_name: str
     active: bool
     roles: list[str] = Field(default_factory=list)
+    # Roles Tenure granted before that the record no longer implies (a mover keeping the app).
+    remove_roles: list[str] = Field(default_factory=list)
 
 
 class ScimUserRef(BaseModel):

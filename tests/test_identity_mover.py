@@ -320,6 +320,25 @@ async def test_an_update_older_than_the_applied_record_is_ignored_as_stale(
     assert "People Team" not in _groups(directory, "M550")
 
 
+async def test_a_role_the_new_attributes_no_longer_imply_is_taken_away_in_a_kept_app(
+    time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
+) -> None:
+    env = time_skipping_env
+    # A Controller holds ledger-approver and ledger-user; as an Analyst only ledger-user.
+    handle = await _hired(env, send, _worker("M560", job_title="Controller"))
+    now = await env.get_current_time()
+    await send(_event(EventType.UPDATE, "M560-move", now, _worker("M560", job_title="Analyst")))
+    state = await _until(handle, _logged("M560-move"), "moved")
+    ledger = [
+        c.input
+        for c in directory.calls_named(ActivityNames.SCIM_ENSURE_USER)
+        if c.input.app == "ledger" and c.input.worker.job_title == "Analyst"
+    ]
+    assert [(i.roles, i.remove_roles) for i in ledger] == [(["ledger-user"], ["ledger-approver"])]
+    [held] = [a for a in state.access if a.target == "ledger"]
+    assert held.roles == ["ledger-user"]
+
+
 async def test_a_leaver_drops_pending_removals(
     time_skipping_env: WorkflowEnvironment, send: Send, directory: FakeDirectory
 ) -> None:

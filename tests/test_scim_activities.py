@@ -163,6 +163,22 @@ async def test_roles_become_group_memberships_once(
     assert sorted(m["value"] for m in viewer["members"]) == sorted([ref.scim_id, other.scim_id])
 
 
+async def test_roles_no_longer_implied_are_removed_and_removal_is_idempotent(
+    activities: ScimActivities, scim: httpx.AsyncClient
+) -> None:
+    ref = await env.run(activities.ensure_user, joiner("A410", roles=["gl-approver", "gl-user"]))
+    other = await env.run(activities.ensure_user, joiner("A411", roles=["gl-approver"]))
+    moved = joiner("A410", roles=["gl-user"])
+    moved.remove_roles = ["gl-approver"]
+    await env.run(activities.ensure_user, moved)
+    await env.run(activities.ensure_user, moved)  # a retry: nothing left to remove
+
+    (approver,) = await groups_named(scim, "gl-approver")
+    (user,) = await groups_named(scim, "gl-user")
+    assert [m["value"] for m in approver.get("members", [])] == [other.scim_id]
+    assert [m["value"] for m in user["members"]] == [ref.scim_id]
+
+
 async def test_set_active_false_then_true(
     activities: ScimActivities, scim: httpx.AsyncClient
 ) -> None:

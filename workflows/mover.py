@@ -99,7 +99,7 @@ class MoverWorkflow:
             self._set_manager(input.user_id, worker.manager_id, old_manager),
             self._groups(input.user_id, delta.add_groups, present=True),
             *(self._ensure_app(app.app, input, app.roles) for app in delta.apps),
-            *(self._ensure_app(app, input, []) for app in kept),
+            *(self._ensure_app(app, input, [], granted=False) for app in kept),
         )
 
         self._phase("removing", "removing the access only the old attributes implied")
@@ -148,8 +148,16 @@ class MoverWorkflow:
             self._done(f"{'added to' if present else 'removed from'} {', '.join(groups)}")
         return True
 
-    async def _ensure_app(self, app: str, input: MoverInput, roles: list[str]) -> None:
+    async def _ensure_app(
+        self, app: str, input: MoverInput, roles: list[str], granted: bool = True
+    ) -> None:
         # The account is found by externalId; its userName (the UPN) does not change with a move.
+        # Roles the old attributes implied and the new ones do not are taken away (an app kept
+        # for a grace period passes no roles and so keeps its old ones until it goes).
+        held = {
+            r for a in input.access if a.kind == "scim_app" and a.target == app for r in a.roles
+        }
+        remove = sorted(held - set(roles)) if granted else []
         await workflow.execute_activity(
             ActivityNames.SCIM_ENSURE_USER,
             EnsureScimUserInput(
@@ -158,6 +166,7 @@ class MoverWorkflow:
                 user_name=input.user_principal_name,
                 active=True,
                 roles=roles,
+                remove_roles=remove,
             ),
             result_type=ScimUserRef,
             **PROVISIONING,
