@@ -7,23 +7,25 @@ look at the identity before and after a date.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from domain.events import EventType, HrEvent, WorkerRecord
-from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
+from domain.identity import EventOutcome, IdentityState, LifecycleStage
 from domain.joiner import joiner_workflow_id
 from domain.policy import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
-from tests.support.identity_signal import signal_hr_event
-from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
+from tests.support.lifecycle import (
+    Send,
+    details,
+    identity_worker,
+    until,
+)
 
 MINUTE = timedelta(minutes=1)
 FINANCE_GROUPS = {"All Staff", "All Employees", "Finance"}
@@ -59,48 +61,12 @@ def directory() -> FakeDirectory:
     return FakeDirectory()
 
 
-Send = Callable[[HrEvent], Awaitable[WorkflowHandle]]
-
-
 @pytest.fixture
 async def send(
     time_skipping_env: WorkflowEnvironment, demo_policy: Policy, directory: FakeDirectory
 ) -> AsyncIterator[Send]:
-    """Signal an identity; the identities a test started are terminated after it, so their
-    timers (retention, leave dates) do not fire later with no worker and stall time skipping."""
-    queue = f"leaver-test-{uuid.uuid4()}"
-    started: dict[str, WorkflowHandle] = {}
-
-    async def signal(event: HrEvent) -> WorkflowHandle:
-        handle = await signal_hr_event(time_skipping_env.client, queue, event)
-        started[handle.id] = handle
-        return handle
-
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=queue,
-        workflows=LIFECYCLE_WORKFLOWS,
-        activities=lifecycle_activities(demo_policy, directory),
-    ):
+    async with identity_worker(time_skipping_env, demo_policy, directory, "leaver-test") as signal:
         yield signal
-        for handle in started.values():
-            await handle.terminate("test over")
-
-
-async def _details(handle: WorkflowHandle) -> IdentityState:
-    return await handle.query(IdentityContract.QUERY_DETAILS, result_type=IdentityState)
-
-
-async def _until(
-    handle: WorkflowHandle, check: Callable[[IdentityState], bool], what: str, idle: bool = True
-) -> IdentityState:
-    """Poll until `check` holds (and, with idle, no transition is running)."""
-    for _ in range(200):
-        state = await _details(handle)
-        if check(state) and not (idle and state.running_transition):
-            return state
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"identity never reached: {what} (last: {state.stage}, {state.history})")
 
 
 def _outcome(state: IdentityState, event_id: str) -> tuple[EventOutcome, str] | None:
@@ -111,7 +77,7 @@ def _outcome(state: IdentityState, event_id: str) -> tuple[EventOutcome, str] | 
 async def _active(env: WorkflowEnvironment, send: Send, employee_id: str) -> WorkflowHandle:
     now = await env.get_current_time()
     handle = await send(_hire(employee_id, f"{employee_id}-hire", now - timedelta(days=30)))
-    await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
+    await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
     return handle
 
 
@@ -127,14 +93,14 @@ async def test_future_leave_acts_on_its_date_and_deletes_after_retention(
 
     # Before the leave date nothing happens, and the leave is on the schedule.
     await env.sleep(timedelta(days=9))
-    state = await _details(handle)
+    state = await details(handle)
     assert state.stage is LifecycleStage.ACTIVE
     assert [(c.at, c.what) for c in state.scheduled] == [(leave, "terminate L100-leave")]
     assert directory.users["L100"]["enabled"] is True
     assert directory.calls_named(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS) == []
 
     await env.sleep(timedelta(days=2))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
     [disable] = [
         c
         for c in directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
@@ -174,9 +140,9 @@ async def test_future_leave_acts_on_its_date_and_deletes_after_retention(
     # Retention: nothing is deleted a day early; everything exactly 30 days after the leave.
     await env.sleep(timedelta(days=28))
     assert directory.calls_named(ActivityNames.GRAPH_DELETE_USER) == []
-    assert (await _details(handle)).stage is LifecycleStage.DISABLED
+    assert (await details(handle)).stage is LifecycleStage.DISABLED
     await env.sleep(timedelta(days=2))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
     [delete] = directory.calls_named(ActivityNames.GRAPH_DELETE_USER)
     assert deletion <= delete.at < deletion + MINUTE
     scim_deletes = directory.calls_named(ActivityNames.SCIM_DELETE_USER)
@@ -197,13 +163,13 @@ async def test_corrected_leave_date_only_the_newer_acts(
     first, corrected = now + timedelta(days=20), now + timedelta(days=5)
     await send(_terminate("L200", "L200-leave-1", first))
     await send(_terminate("L200", "L200-leave-2", corrected))
-    state = await _details(handle)
+    state = await details(handle)
     outcome, reason = _outcome(state, "L200-leave-1")
     assert outcome is EventOutcome.IGNORED and "superseded by terminate L200-leave-2" in reason
     assert [c.what for c in state.scheduled] == ["terminate L200-leave-2"]
 
     await env.sleep(timedelta(days=6))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
     [disable] = [
         c
         for c in directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
@@ -230,10 +196,10 @@ async def test_hire_withdrawn_before_its_start_date(
             break
         await asyncio.sleep(0.05)
     assert directory.users["L300"]["enabled"] is False
-    assert (await _details(handle)).stage is LifecycleStage.PRE_HIRE
+    assert (await details(handle)).stage is LifecycleStage.PRE_HIRE
 
     await send(_terminate("L300", "L300-withdraw", start))
-    state = await _until(handle, lambda s: _outcome(s, "L300-withdraw") is not None, "withdrawn")
+    state = await until(handle, lambda s: _outcome(s, "L300-withdraw") is not None, "withdrawn")
     outcome, reason = _outcome(state, "L300-withdraw")
     assert outcome is EventOutcome.APPLIED and "withdrawn before its start date" in reason
     assert _outcome(state, "L300-hire")[0] is EventOutcome.IGNORED
@@ -258,12 +224,12 @@ async def test_rehire_inside_retention_restores_the_same_account(
     handle = await _active(env, send, "L400")
     now = await env.get_current_time()
     await send(_terminate("L400", "L400-leave", now))
-    await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
+    await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
     await env.sleep(timedelta(days=10))
 
     now = await env.get_current_time()
     await send(_hire("L400", "L400-rehire", now))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "rehired")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "rehired")
     outcome, reason = _outcome(state, "L400-rehire")
     assert outcome is EventOutcome.APPLIED and "rehire" in reason
     assert state.graph_user_id == "uid-L400" and directory.created_user_ids == ["uid-L400"]
@@ -276,7 +242,7 @@ async def test_rehire_inside_retention_restores_the_same_account(
     await env.sleep(timedelta(days=40))
     assert directory.calls_named(ActivityNames.GRAPH_DELETE_USER) == []
     assert directory.calls_named(ActivityNames.SCIM_DELETE_USER) == []
-    assert (await _details(handle)).stage is LifecycleStage.ACTIVE
+    assert (await details(handle)).stage is LifecycleStage.ACTIVE
 
 
 async def test_rehire_withdrawn_keeps_the_earlier_account_disabled_and_retention_running(
@@ -286,9 +252,9 @@ async def test_rehire_withdrawn_keeps_the_earlier_account_disabled_and_retention
     now = await env.get_current_time()
     # First employment in Engineering (a collab account only).
     handle = await send(_hire("L450", "L450-hire", now - timedelta(days=30), "Engineering"))
-    await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
+    await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
     await send(_terminate("L450", "L450-leave", now))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
     deletion = state.retention_due_at
     assert deletion == now + timedelta(days=30)
 
@@ -300,10 +266,10 @@ async def test_rehire_withdrawn_keeps_the_earlier_account_disabled_and_retention
         if ("ledger", "L450") in directory.app_accounts:
             break
         await asyncio.sleep(0.05)
-    assert (await _details(handle)).stage is LifecycleStage.PRE_HIRE
+    assert (await details(handle)).stage is LifecycleStage.PRE_HIRE
 
     await send(_terminate("L450", "L450-withdraw", back))
-    state = await _until(handle, lambda s: _outcome(s, "L450-withdraw") is not None, "withdrawn")
+    state = await until(handle, lambda s: _outcome(s, "L450-withdraw") is not None, "withdrawn")
     assert "earlier accounts disabled again" in _outcome(state, "L450-withdraw")[1]
     assert state.stage is LifecycleStage.DISABLED and state.retention_due_at == deletion
     assert directory.users["L450"]["enabled"] is False
@@ -313,7 +279,7 @@ async def test_rehire_withdrawn_keeps_the_earlier_account_disabled_and_retention
 
     # The original retention deadline still holds.
     await env.sleep(timedelta(days=17))
-    await _until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
+    await until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
     [delete] = directory.calls_named(ActivityNames.GRAPH_DELETE_USER)
     assert deletion <= delete.at < deletion + MINUTE
 
@@ -325,14 +291,14 @@ async def test_rehire_after_deletion_creates_a_fresh_account(
     handle = await _active(env, send, "L500")
     now = await env.get_current_time()
     await send(_terminate("L500", "L500-leave", now))
-    await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
+    await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "disabled")
     await env.sleep(timedelta(days=31))
-    await _until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
+    await until(handle, lambda s: s.stage is LifecycleStage.DELETED, "deleted")
     assert "L500" not in directory.users
 
     now = await env.get_current_time()
     await send(_hire("L500", "L500-rehire", now))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "hired again")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "hired again")
     assert directory.created_user_ids == ["uid-L500", "uid-L500-2"]
     assert state.graph_user_id == "uid-L500-2" and directory.users["L500"]["enabled"] is True
     assert len(directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)) == 2
@@ -345,13 +311,13 @@ async def test_terminate_before_any_hire_is_held_until_the_hire_arrives(
     env = time_skipping_env
     now = await env.get_current_time()
     handle = await send(_terminate("L600", "L600-leave", now - timedelta(days=1)))
-    state = await _until(handle, lambda s: _outcome(s, "L600-leave") is not None, "logged")
+    state = await until(handle, lambda s: _outcome(s, "L600-leave") is not None, "logged")
     assert _outcome(state, "L600-leave")[0] is EventOutcome.HELD
     assert state.stage is LifecycleStage.NONE and not directory.users
 
     # The hire (dated before the leave) arrives later: hired, then the held leave applies.
     await send(_hire("L600", "L600-hire", now - timedelta(days=5)))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "hired, then left")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "hired, then left")
     assert _outcome(state, "L600-hire")[0] is EventOutcome.APPLIED
     assert _outcome(state, "L600-leave")[0] is EventOutcome.APPLIED
     assert directory.users["L600"]["enabled"] is False
@@ -363,14 +329,14 @@ async def test_terminate_for_someone_never_hired_stays_held_and_blocks_nothing(
     env = time_skipping_env
     now = await env.get_current_time()
     handle = await send(_terminate("L601", "L601-leave", now - timedelta(days=1)))
-    state = await _until(handle, lambda s: _outcome(s, "L601-leave") is not None, "logged")
+    state = await until(handle, lambda s: _outcome(s, "L601-leave") is not None, "logged")
     assert _outcome(state, "L601-leave") == (
         EventOutcome.HELD,
         "not hired yet: held, and applied once a hire has been applied",
     )
     # Days pass; nothing happens to a person who was never hired, and the workflow stays healthy.
     await env.sleep(timedelta(days=3))
-    state = await _details(handle)
+    state = await details(handle)
     assert state.stage is LifecycleStage.NONE and "L601" not in directory.users
 
 
@@ -384,14 +350,14 @@ async def test_events_apply_by_effective_time_not_arrival(
     leave, back = now + timedelta(days=10), now + timedelta(days=20)
     await send(_hire("L700", "L700-rehire", back))
     await send(_terminate("L700", "L700-leave", leave))
-    state = await _details(handle)
+    state = await details(handle)
     # The rehire is not judged against today's "active": it waits behind the earlier leave.
     assert state.history[-1].event_id == "L700-hire"
     assert [c.what for c in state.scheduled] == ["terminate L700-leave", "hire L700-rehire"]
 
     await env.sleep(timedelta(days=11))
     # The leave is applied first; the rehire's joiner starts right after it, waiting for day 13.
-    state = await _until(
+    state = await until(
         handle, lambda s: s.stage is LifecycleStage.PRE_HIRE, "rehire pending", idle=False
     )
     assert _outcome(state, "L700-leave")[0] is EventOutcome.APPLIED
@@ -404,7 +370,7 @@ async def test_events_apply_by_effective_time_not_arrival(
 
     # The same account is enabled again on day 20.
     await env.sleep(timedelta(days=10))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "back")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "back")
     [enable] = [
         c
         for c in directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)

@@ -3,29 +3,29 @@ identity's own timer, a move back cancels a pending removal, an unknown identity
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from domain.birthright import joiner_plan
 from domain.events import EventType, HrEvent, WorkerRecord
-from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
+from domain.identity import EventOutcome, IdentityState, LifecycleStage
 from domain.mover import mover_workflow_id
 from domain.policy import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
-from tests.support.identity_signal import signal_hr_event
-from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
+from tests.support.lifecycle import (
+    Send,
+    details,
+    identity_worker,
+    until,
+)
 
 MINUTE = timedelta(minutes=1)
 GRACE = timedelta(days=14)
-Send = Callable[[HrEvent], Awaitable[WorkflowHandle]]
 
 
 def _worker(employee_id: str, **fields: str) -> WorkerRecord:
@@ -62,38 +62,8 @@ def directory() -> FakeDirectory:
 async def send(
     time_skipping_env: WorkflowEnvironment, policy: Policy, directory: FakeDirectory
 ) -> AsyncIterator[Send]:
-    queue = f"mover-test-{uuid.uuid4()}"
-    started: dict[str, WorkflowHandle] = {}
-
-    async def signal(event: HrEvent) -> WorkflowHandle:
-        handle = await signal_hr_event(time_skipping_env.client, queue, event)
-        started[handle.id] = handle
-        return handle
-
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=queue,
-        workflows=LIFECYCLE_WORKFLOWS,
-        activities=lifecycle_activities(policy, directory),
-    ):
+    async with identity_worker(time_skipping_env, policy, directory, "mover-test") as signal:
         yield signal
-        for handle in started.values():
-            await handle.terminate("test over")
-
-
-async def _details(handle: WorkflowHandle) -> IdentityState:
-    return await handle.query(IdentityContract.QUERY_DETAILS, result_type=IdentityState)
-
-
-async def _until(
-    handle: WorkflowHandle, check: Callable[[IdentityState], bool], what: str
-) -> IdentityState:
-    for _ in range(200):
-        state = await _details(handle)
-        if check(state) and not state.running_transition:
-            return state
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"identity never reached: {what} (last: {state.stage}, {state.history})")
 
 
 def _logged(event_id: str) -> Callable[[IdentityState], bool]:
@@ -109,7 +79,7 @@ async def _hired(env: WorkflowEnvironment, send: Send, worker: WorkerRecord) -> 
     now = await env.get_current_time()
     hire = _event(EventType.HIRE, f"{worker.employee_id}-hire", now - timedelta(days=30), worker)
     handle = await send(hire)
-    await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
+    await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
     return handle
 
 
@@ -146,7 +116,7 @@ async def test_move_without_grace_changes_access_attributes_manager_and_tells_bo
     )
     now = await env.get_current_time()
     await send(_event(EventType.UPDATE, "M100-move", now, after))
-    state = await _until(handle, _logged("M100-move"), "moved")
+    state = await until(handle, _logged("M100-move"), "moved")
 
     outcome, reason = _outcome(state, "M100-move")
     assert outcome is EventOutcome.APPLIED, reason
@@ -192,7 +162,7 @@ async def test_grace_period_keeps_old_access_exactly_fourteen_days(
     after = _worker("M200", department="Engineering")
     moved_at = await env.get_current_time()
     await send(_event(EventType.UPDATE, "M200-move", moved_at, after))
-    state = await _until(handle, _logged("M200-move"), "moved")
+    state = await until(handle, _logged("M200-move"), "moved")
     assert _outcome(state, "M200-move")[0] is EventOutcome.APPLIED
 
     # New access at once; the old role's access is still there, and on the schedule.
@@ -211,7 +181,7 @@ async def test_grace_period_keeps_old_access_exactly_fourteen_days(
     assert _active_apps(directory, "M200") == {"collab", "ledger"}
 
     await env.sleep(timedelta(hours=2))
-    state = await _until(handle, lambda s: not s.pending_removals, "grace removal")
+    state = await until(handle, lambda s: not s.pending_removals, "grace removal")
     groups, apps = _expected(policy, after)
     assert _groups(directory, "M200") == groups
     assert _active_apps(directory, "M200") == apps
@@ -238,17 +208,17 @@ async def test_a_move_back_inside_the_grace_period_cancels_the_removal(
     await send(
         _event(EventType.UPDATE, "M300-away", now, _worker("M300", department="Engineering"))
     )
-    await _until(handle, _logged("M300-away"), "moved away")
+    await until(handle, _logged("M300-away"), "moved away")
     await env.sleep(timedelta(days=5))
     now = await env.get_current_time()
     await send(_event(EventType.UPDATE, "M300-back", now, finance))
-    state = await _until(handle, _logged("M300-back"), "moved back")
+    state = await until(handle, _logged("M300-back"), "moved back")
     outcome, reason = _outcome(state, "M300-back")
     assert outcome is EventOutcome.APPLIED and "pending removal cancelled" in reason
     assert state.pending_removals == [] and state.scheduled == []
 
     await env.sleep(timedelta(days=20))
-    state = await _details(handle)
+    state = await details(handle)
     groups, apps = _expected(policy, finance)
     assert _groups(directory, "M300") == groups and _active_apps(directory, "M300") == apps
     assert not [
@@ -264,7 +234,7 @@ async def test_an_update_for_an_unknown_identity_is_a_hire(
     worker = _worker("M400", department="Sales")
     now = await env.get_current_time()
     handle = await send(_event(EventType.UPDATE, "M400-load", now - timedelta(days=1), worker))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, "active")
     outcome, reason = _outcome(state, "M400-load")
     assert outcome is EventOutcome.APPLIED and "initial load" in reason
     groups, apps = _expected(policy, worker)
@@ -283,7 +253,7 @@ async def test_an_update_without_a_relevant_change_changes_nothing(
     # The same record, sent without names (an update keeps the stored ones).
     same = worker.model_copy(update={"given_name": None, "family_name": None})
     await send(_event(EventType.UPDATE, "M500-same", now, same))
-    state = await _until(handle, _logged("M500-same"), "logged")
+    state = await until(handle, _logged("M500-same"), "logged")
     assert _outcome(state, "M500-same") == (EventOutcome.APPLIED, "no change")
     assert len(directory.calls) == calls
     assert state.worker == worker
@@ -303,7 +273,7 @@ async def test_an_update_older_than_the_applied_record_is_ignored_as_stale(
             _worker("M550", department="Sales"),
         )
     )
-    await _until(handle, _logged("M550-new"), "moved")
+    await until(handle, _logged("M550-new"), "moved")
     # HR's older record arrives late: applying it would undo the newer move.
     await send(
         _event(
@@ -313,7 +283,7 @@ async def test_an_update_older_than_the_applied_record_is_ignored_as_stale(
             _worker("M550", department="People"),
         )
     )
-    state = await _until(handle, _logged("M550-old"), "logged")
+    state = await until(handle, _logged("M550-old"), "logged")
     outcome, reason = _outcome(state, "M550-old")
     assert outcome is EventOutcome.IGNORED and reason.startswith("stale:")
     assert state.worker is not None and state.worker.department == "Sales"
@@ -328,7 +298,7 @@ async def test_a_role_the_new_attributes_no_longer_imply_is_taken_away_in_a_kept
     handle = await _hired(env, send, _worker("M560", job_title="Controller"))
     now = await env.get_current_time()
     await send(_event(EventType.UPDATE, "M560-move", now, _worker("M560", job_title="Analyst")))
-    state = await _until(handle, _logged("M560-move"), "moved")
+    state = await until(handle, _logged("M560-move"), "moved")
     ledger = [
         c.input
         for c in directory.calls_named(ActivityNames.SCIM_ENSURE_USER)
@@ -346,8 +316,8 @@ async def test_a_leaver_drops_pending_removals(
     handle = await _hired(env, send, _worker("M600"))
     now = await env.get_current_time()
     await send(_event(EventType.UPDATE, "M600-move", now, _worker("M600", department="Sales")))
-    await _until(handle, _logged("M600-move"), "moved")
+    await until(handle, _logged("M600-move"), "moved")
     await send(_event(EventType.TERMINATE, "M600-leave", now, WorkerRecord(employee_id="M600")))
-    state = await _until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "left")
+    state = await until(handle, lambda s: s.stage is LifecycleStage.DISABLED, "left")
     assert state.pending_removals == [] and not _groups(directory, "M600")
     assert [c.what for c in state.scheduled] == ["delete accounts (retention over)"]
