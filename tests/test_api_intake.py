@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from api.intake import parse_body
 from api.settings import ApiSettings, SettingsError
+from connection.temporal import TemporalSettings
 from domain.events import HrEvent, identity_workflow_id
 from domain.identity import IdentityContract
 from domain.search_attributes import EMPLOYEE_ID as EMPLOYEE_ID_KEY
@@ -297,7 +298,7 @@ def test_settings_from_env(tmp_path: Path) -> None:
     )
     assert settings.intake_token == "from-file"
     assert settings.temporal.tls  # an API key implies TLS (Temporal Cloud)
-    assert settings.temporal.address == "127.0.0.1:7233"
+    assert settings.temporal.address == TemporalSettings().address  # the documented default
     assert settings.task_queue == IdentityContract.TASK_QUEUE
     assert "from-file" not in repr(settings)
     assert "'key'" not in repr(settings)  # the API key's value never shows
