@@ -15,7 +15,12 @@ def _worker_value(worker: WorkerRecord, field: str) -> str | None:
 
 
 def rule_matches(rule: BirthrightRule, worker: WorkerRecord) -> bool:
-    for field, expected in rule.when.items():
+    return conditions_match(rule.when, worker)
+
+
+def conditions_match(when: dict[str, str | list[str]], worker: WorkerRecord) -> bool:
+    """Every condition holds; a list is any of its values; case is ignored. Empty: matches."""
+    for field, expected in when.items():
         actual = _worker_value(worker, field)
         if actual is None:
             return False

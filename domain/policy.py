@@ -15,13 +15,17 @@ from pydantic import (
     model_validator,
 )
 
+from domain.access_policy import AccessSettings
+from domain.policy_values import (
+    NonEmpty,
+    as_text_conditions,
+    check_condition_fields,
+    duration_from_text,
+    interval_seconds,
+)
+
 _APP_NAME = r"^[a-z][a-z0-9-]{0,31}$"
 _DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
-
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-
-# Worker fields a birthright condition may test; custom HR attributes are `attributes.<name>`.
-CONDITION_FIELDS = ("department", "job_title", "location", "employment_type", "manager_id")
 
 
 class _Strict(BaseModel):
@@ -81,13 +85,7 @@ class BirthrightRule(_Strict):
     @field_validator("remove_after", mode="before")
     @classmethod
     def _grace_as_duration(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("expected a number of days or a duration such as 14d or P14D")
-        if isinstance(value, int):
-            return timedelta(days=value)
-        if isinstance(value, str) and _INTERVAL_PART.match(value.replace(" ", "").lower()):
-            return timedelta(seconds=interval_seconds(value))
-        return value  # pydantic parses ISO-8601 durations (P14D, PT36H)
+        return duration_from_text(value)
 
     @field_validator("remove_after")
     @classmethod
@@ -99,29 +97,12 @@ class BirthrightRule(_Strict):
     @field_validator("when", mode="before")
     @classmethod
     def _scalars_as_text(cls, when: object) -> object:
-        # YAML reads `grade: 7` or `remote: yes` as numbers/booleans; HR attributes are text.
-        def text(v: object) -> object:
-            if isinstance(v, bool):
-                return "yes" if v else "no"
-            return str(v) if isinstance(v, int | float) else v
-
-        if isinstance(when, dict):
-            return {
-                k: [text(x) for x in v] if isinstance(v, list) else text(v) for k, v in when.items()
-            }
-        return when
+        return as_text_conditions(when)
 
     @field_validator("when")
     @classmethod
     def _known_fields(cls, when: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for key, value in when.items():
-            if key not in CONDITION_FIELDS and not re.fullmatch(r"attributes\.[A-Za-z0-9_-]+", key):
-                allowed = ", ".join(CONDITION_FIELDS)
-                raise ValueError(
-                    f"unknown condition field {key!r} (allowed: {allowed}, attributes.<name>)"
-                )
-            if isinstance(value, list) and not value:
-                raise ValueError(f"condition {key!r} has an empty list of values")
+        check_condition_fields(when)
         return when
 
     @model_validator(mode="after")
@@ -132,18 +113,7 @@ class BirthrightRule(_Strict):
 
 
 MAX_GRACE = timedelta(days=365)
-_INTERVAL_PART = re.compile(r"(\d+)([smhd])")
-_INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
-
-
-def interval_seconds(text: str) -> int:
-    """`90s`, `15m`, `24h`, `1d12h`: a whole number of each unit, largest first, summed."""
-    compact = text.replace(" ", "").lower()
-    parts = _INTERVAL_PART.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"interval {text!r}: expected e.g. 30m, 24h or 1d12h (units s, m, h, d)")
-    return sum(int(n) * _INTERVAL_UNITS[u] for n, u in parts)
 
 
 class OrphanSweepSettings(_Strict):
@@ -209,6 +179,8 @@ class Policy(_Strict):
     birthright: list[BirthrightRule] = Field(default_factory=list)
     # Absent: no scheduled sweep (the local stack removes one registered earlier).
     orphan_sweep: OrphanSweepSettings | None = None
+    # Access packages people request, their approval chains, expiry and SoD rules.
+    access: AccessSettings = AccessSettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -230,4 +202,37 @@ class Policy(_Strict):
                     raise ValueError(
                         f"birthright[{i}] ({rule.name}): app {grant.app!r} is not declared under apps"
                     )
+        self._access_references_resolve(known_groups)
         return self
+
+    def _access_references_resolve(self, known_groups: set[str]) -> None:
+        # Groups and apps a package grants, an SoD rule names or whose members approve must be
+        # declared above: a typo would otherwise surface only when someone asks for the package.
+        for pid, package in self.access.packages.items():
+            for resource in package.resources:
+                if resource.group is not None and resource.group not in known_groups:
+                    raise ValueError(
+                        f"access.packages.{pid}: group {resource.group!r} is not declared under groups"
+                    )
+                if resource.app is not None and resource.app not in self.apps:
+                    raise ValueError(
+                        f"access.packages.{pid}: app {resource.app!r} is not declared under apps"
+                    )
+            for s, stage in enumerate(package.policy.stages):
+                sources = [
+                    *stage.approvers,
+                    *stage.fallback,
+                    *(a for level in stage.escalations for a in level.approvers),
+                ]
+                for source in sources:
+                    if source.group is not None and source.group not in known_groups:
+                        raise ValueError(
+                            f"access.packages.{pid}.policy.stages[{s}]: approver group "
+                            f"{source.group!r} is not declared under groups"
+                        )
+        for i, rule in enumerate(self.access.sod):
+            for ref in rule.incompatible:
+                if ref.group is not None and ref.group not in known_groups:
+                    raise ValueError(
+                        f"access.sod[{i}] ({rule.name}): group {ref.group!r} is not declared under groups"
+                    )
