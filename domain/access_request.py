@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from domain.access_policy import AssignmentPolicy, PackageResource, SodRule
+from domain.access_policy import AssignmentPolicy, ApproverSource, PackageResource, SodRule
 from domain.events import WorkerRecord
 
 
@@ -38,6 +38,14 @@ class Refusal:
     NOT_ALLOWED = "NotAllowed"  # not an approver, self-approval, repeat, not an administrator: 403
     CLOSED = "RequestClosed"  # the request or stage no longer takes this action: 409
     INVALID = "InvalidRequest"  # the input breaks a policy rule (an extension too long): 422
+
+
+class AccessActivityNames:
+    RESOLVE_ACCESS_PLAN = "policy.resolve_access_plan"
+    LOAD_BENEFICIARY = "access.load_beneficiary"
+    RESERVE = "access.reserve"
+    RESOLVE_APPROVERS = "access.resolve_approvers"
+    NOTIFY = "access.notify"
 
 
 def request_workflow_id(beneficiary_id: str, package_id: str, key: str) -> str:
@@ -252,8 +260,20 @@ class Beneficiary(BaseModel):
     user_principal_name: str | None = None
 
 
+class ReserveInput(BaseModel):
+    """Register the request with the beneficiary's identity entity, which checks SoD atomically."""
+
+    beneficiary_id: str
+    request_id: str
+    package_id: str
+    keys: list[str]
+    groups: list[str] = Field(default_factory=list)
+    apps: list[str] = Field(default_factory=list)
+    sod_rules: list[SodRule] = Field(default_factory=list)
+
+
 class ResolveApproversInput(BaseModel):
-    sources: list[dict[str, Any]]  # ApproverSource dumps
+    sources: list[ApproverSource]
     beneficiary_manager_id: str | None
     owners: list[str]
     # Never asked: the requester and the beneficiary cannot approve their own access.

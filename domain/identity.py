@@ -7,7 +7,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from domain.access_policy import SodRule
 from domain.events import HrEvent, WorkerRecord
+from domain.sod import SodConflict
 
 
 class IdentityContract:
@@ -17,6 +19,10 @@ class IdentityContract:
     SIGNAL_HR_EVENT = "hr_event"
     QUERY_DETAILS = "details"
     TASK_QUEUE = "tenure-identity"
+    # Access requests check SoD and register themselves here, one at a time per person, so two
+    # requests racing for incompatible packages cannot both pass.
+    UPDATE_RESERVE_ACCESS = "reserve_access"
+    SIGNAL_ACCESS_REQUEST_CHANGED = "access_request_changed"
 
 
 class LifecycleStage(StrEnum):
@@ -73,6 +79,41 @@ class ScheduledChange(BaseModel):
     what: str
 
 
+class HeldPackage(BaseModel):
+    """An access package the person has pending or holds, through the request that asked for it."""
+
+    request_id: str
+    package_id: str
+    status: str  # "pending" | "granted"
+    # What holding it means to SoD: package:<id> and group:<name> for each group it grants.
+    keys: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    apps: list[str] = Field(default_factory=list)
+    until: datetime | None = None
+
+
+class ReserveAccessInput(BaseModel):
+    request_id: str
+    package_id: str
+    keys: list[str]
+    groups: list[str] = Field(default_factory=list)
+    apps: list[str] = Field(default_factory=list)
+    # The SoD rules that name this package or one of its groups (the entity holds no policy).
+    sod_rules: list[SodRule] = Field(default_factory=list)
+
+
+class ReserveAccessResult(BaseModel):
+    accepted: bool
+    reason: str = ""
+    conflict: SodConflict | None = None
+
+
+class AccessRequestChanged(BaseModel):
+    request_id: str
+    status: str  # "granted" | "closed"
+    until: datetime | None = None
+
+
 class IdentityState(BaseModel):
     employee_id: str
     stage: LifecycleStage = LifecycleStage.NONE
@@ -92,6 +133,8 @@ class IdentityState(BaseModel):
     # What is waiting and when (pending events, the start date, the deletion); kept for operators.
     scheduled: list[ScheduledChange] = Field(default_factory=list)
     running_transition: str | None = None
+    # Access packages pending or held through access requests (not birthright).
+    packages: list[HeldPackage] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)
     history: list[AppliedEvent] = Field(default_factory=list)
 

@@ -6,4 +6,8 @@ EMPLOYEE_ID = SearchAttributeKey.for_keyword("EmployeeId")
 LIFECYCLE_STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
 TRANSITION_TYPE = SearchAttributeKey.for_keyword("TransitionType")
 
-ALL = (EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE)
+# Access requests: which package, and where the request stands (RequestStatus values).
+ACCESS_PACKAGE = SearchAttributeKey.for_keyword("AccessPackage")
+REQUEST_STATUS = SearchAttributeKey.for_keyword("RequestStatus")
+
+ALL = (EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE, ACCESS_PACKAGE, REQUEST_STATUS)

@@ -8,11 +8,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from domain import search_attributes
 from stack.config import StackConfig
 from stack.credentials import Credentials
 from stack.processes import Child
 
-SEARCH_ATTRIBUTES = ("EmployeeId", "LifecycleStage", "TransitionType")
+SEARCH_ATTRIBUTES = tuple(key.name for key in search_attributes.ALL)
 
 # Names double as log file names and as keys of stack.json's "processes".
 TEMPORAL = "temporal"

@@ -17,12 +17,16 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+from workflows import identity_access
 
 with workflow.unsafe.imports_passed_through():
+    from domain.access_request import AccessRequestContract, BeneficiaryLeft
     from domain.events import EventType, HrEvent, WorkerRecord
     from domain.identity import (
         AccessItem,
+        AccessRequestChanged,
         AppliedEvent,
         EventOutcome,
         IdentityContract,
@@ -30,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
         IdentityWorkflowInput,
         LifecycleStage,
         PendingRemoval,
+        ReserveAccessInput,
+        ReserveAccessResult,
         ScheduledChange,
     )
     from domain.joiner import JoinerContract, JoinerInput, JoinerResult, joiner_workflow_id
@@ -79,6 +85,9 @@ class IdentityWorkflow:
         self._hire: HrEvent | None = None
         self._before_hire: IdentityState | None = None
         self._withdrawn_by: HrEvent | None = None
+        # Access requests to tell that the person left (sent by the event loop, not a handler).
+        self._tell_left: list[str] = []
+        self._left_event: HrEvent | None = None
 
     @workflow.signal(name=IdentityContract.SIGNAL_HR_EVENT)
     def hr_event(self, event: HrEvent) -> None:
@@ -104,17 +113,46 @@ class IdentityWorkflow:
     def details(self) -> IdentityState:
         return self._snapshot()
 
+    @workflow.update(name=IdentityContract.UPDATE_RESERVE_ACCESS)
+    def reserve_access(self, request: ReserveAccessInput) -> ReserveAccessResult:
+        result = identity_access.reserve(self._state, request)
+        self._wakes += 1
+        return result
+
+    @reserve_access.validator
+    def _reserve_allowed(self, request: ReserveAccessInput) -> None:
+        known = any(h.request_id == request.request_id for h in self._state.packages)
+        refusal = None if known else identity_access.reserve_refusal(self._state)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="NotActive")
+
+    @workflow.signal(name=IdentityContract.SIGNAL_ACCESS_REQUEST_CHANGED)
+    def access_request_changed(self, change: AccessRequestChanged) -> None:
+        identity_access.apply_change(self._state, change)
+        # A grant that lands while (or after) the person leaves is taken back at once.
+        if change.status == "granted" and self._state.stage in (
+            LifecycleStage.DISABLED,
+            LifecycleStage.DELETED,
+        ):
+            self._tell_left.append(change.request_id)
+        self._wakes += 1
+
     @workflow.run
     async def run(self, input: IdentityWorkflowInput) -> None:
         # EmployeeId and LifecycleStage are set when the intake starts this workflow (and carried
         # over by continue-as-new); they are written again only when the stage changes.
         while True:
+            await self._tell_requests_left()
             if not self._step():
                 await self._idle()
             self._show()
             # Continue-as-new only between transitions: a child's result reaches only the run that
             # started it, so a run with a child in flight keeps going until the child closes.
-            if self._child is None and workflow.info().is_continue_as_new_suggested():
+            if (
+                self._child is None
+                and not self._tell_left
+                and workflow.info().is_continue_as_new_suggested()
+            ):
                 # Signals may still be landing: let their handlers finish so nothing is dropped.
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -207,6 +245,8 @@ class IdentityWorkflow:
             ]
             deadline = min((c for c in candidates if c is not None), default=None)
         timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+        if self._tell_left:
+            return
         try:
             await workflow.wait_condition(
                 lambda: self._wakes != wakes,
@@ -215,6 +255,23 @@ class IdentityWorkflow:
             )
         except TimeoutError:
             pass  # something fell due
+
+    async def _tell_requests_left(self) -> None:
+        """Tell each access request of a person who left: pending ones are cancelled, granted
+        ones removed. A request that closed meanwhile is simply gone."""
+        while self._tell_left:
+            request_id = self._tell_left.pop(0)
+            event = self._left_event
+            left = BeneficiaryLeft(
+                event_id=event.event_id if event else "unknown",
+                effective_at=event.effective_at if event else workflow.now(),
+            )
+            try:
+                await workflow.get_external_workflow_handle(request_id).signal(
+                    AccessRequestContract.SIGNAL_BENEFICIARY_LEFT, left
+                )
+            except ApplicationError as err:
+                workflow.logger.info("access request %s not told of the leave: %s", request_id, err)
 
     def _supersede_terminates(self, newer: HrEvent) -> None:
         # HR corrects a leave date by sending another terminate: the newer one replaces a pending
@@ -546,8 +603,15 @@ class IdentityWorkflow:
                     display_name=worker.display_name,
                     user_id=state.graph_user_id,
                     leave_at=event.effective_at,
-                    groups=[a.target for a in state.access if a.kind == "graph_group"],
-                    apps=[a.target for a in state.access if a.kind == "scim_app"],
+                    # Birthright and requested packages alike: a leaver keeps nothing.
+                    groups=sorted(
+                        {a.target for a in state.access if a.kind == "graph_group"}
+                        | set(identity_access.package_groups(state))
+                    ),
+                    apps=sorted(
+                        {a.target for a in state.access if a.kind == "scim_app"}
+                        | set(identity_access.package_apps(state))
+                    ),
                     manager_id=worker.manager_id,
                 ),
                 id=child_id,
@@ -566,6 +630,9 @@ class IdentityWorkflow:
         # Retention counts from the leave date, so a leave caught up late is not kept longer.
         state.retention_due_at = event.effective_at + timedelta(days=result.retention_days)
         self._set_stage(LifecycleStage.DISABLED)
+        # Pending requests are cancelled and granted packages removed by their own workflows.
+        self._left_event = event
+        self._tell_left.extend(h.request_id for h in state.packages)
         notes = [
             f"disabled, sessions revoked, {len(result.groups_removed)} groups removed, "
             f"{len(result.apps_deactivated)} app accounts deactivated; "
