@@ -392,6 +392,23 @@ class GraphActivities:
                 raise _sub_response_error("resolve groups by displayName", failed)
         return {name: self._group_ids[name] for name in names}
 
+    async def group_member_employee_ids(self, name: str) -> list[str]:
+        """Employee ids of a group's enabled members (approvers named by group), every page."""
+        group_id = (await self._resolve_groups([name]))[name]
+        url: str | None = (
+            f"{self._root}/groups/{group_id}/members?$select=id,employeeId,accountEnabled&$top=100"
+        )
+        found: list[str] = []
+        while url:
+            request = RequestInformation(Method.GET, url)
+            with graph_call(f"list members of group {name!r}"):
+                page = await self._send_for_json(request)
+            for member in page.get("value") or []:
+                if member.get("employeeId") and member.get("accountEnabled", True):
+                    found.append(member["employeeId"])
+            url = page.get("@odata.nextLink")
+        return found
+
     @activity.defn(name=ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS)
     async def ensure_group_memberships(self, input: GroupMembershipInput) -> GroupMembershipResult:
         group_ids = await self._resolve_groups(input.groups)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from domain.access_plan import UnknownPackage, access_plan
+from domain.access_request import AccessActivityNames, AccessPlan, AccessPlanInput
 from domain.birthright import joiner_plan, leaver_plan, mover_plan
 from domain.policy import Policy
 from domain.provisioning import (
@@ -34,3 +37,11 @@ class PolicyActivities:
     @activity.defn(name=ActivityNames.RESOLVE_MOVER_PLAN)
     async def resolve_mover_plan(self, input: MoverPlanInput) -> MoverPlan:
         return mover_plan(self._policy, input.worker)
+
+    @activity.defn(name=AccessActivityNames.RESOLVE_ACCESS_PLAN)
+    async def resolve_access_plan(self, input: AccessPlanInput) -> AccessPlan:
+        try:
+            return access_plan(self._policy, input.package_id)
+        except UnknownPackage as err:
+            # The policy changed since the request was accepted: no retry will bring it back.
+            raise ApplicationError(str(err), type="UnknownPackage", non_retryable=True) from None

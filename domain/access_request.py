@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from domain.access_policy import AssignmentPolicy, ApproverSource, PackageResource, SodRule
+from domain.access_policy import ApproverSource, AssignmentPolicy, PackageResource, SodRule
 from domain.events import WorkerRecord
 
 

@@ -54,6 +54,8 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
         "TENURE_INTAKE_TOKEN": creds.intake_token,
         "TENURE_GRAPH_URL": config.graph_url,
         "TENURE_GRAPH_TOKEN": creds.graph_token,
+        # Access requests' record: written by the worker, read by the API.
+        "TENURE_ACCESS_RECORD_DB": str(config.home / "access-record.db"),
     }
     for app in config.apps:
         prefix = app_env_prefix(app)

@@ -2,7 +2,8 @@
 
 Run with `python -m workers.main`. Configuration comes from the environment: TEMPORAL_* (see
 connection/temporal.py), TENURE_POLICY, TENURE_GRAPH_* (activities/graph_client.py) and
-TENURE_SCIM_<APP>_URL / _TOKEN for every app the policy names.
+TENURE_SCIM_<APP>_URL / _TOKEN for every app the policy names, and TENURE_ACCESS_RECORD_DB (the
+access record store, audit/store.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.access import AccessActivities
+from activities.audit import AccessRecordActivities
 from activities.graph import GraphActivities
 from activities.graph_client import GraphSettings, build_graph_client
 from activities.policy import PolicyActivities
@@ -27,9 +30,11 @@ from activities.scim_client import (
     scim_apps_from_env,
 )
 from activities.sweep import SweepActivities
+from audit.store import AccessRecordError, AccessRecordStore, store_path_from_env
 from connection.temporal import TemporalSettings, TemporalSettingsError, connect
 from domain.identity import IdentityContract
 from domain.policy_file import PolicyFileError, load_policy, policy_path_from_env
+from workflows.access_request import AccessRequestWorkflow
 from workflows.identity import IdentityWorkflow
 from workflows.joiner import JoinerWorkflow
 from workflows.leaver import LeaverWorkflow, RetentionWorkflow
@@ -72,6 +77,11 @@ async def run_worker() -> None:
     client = await connect(temporal)
     # The orphan sweep reads Temporal's visibility for the identities Tenure manages.
     sweep = SweepActivities(graph_client, scim_clients, client)
+    # Access requests reach identity entities through Temporal, and keep their record in a store
+    # that outlives Temporal's retention.
+    access = AccessActivities(client, graph)
+    record = AccessRecordActivities(AccessRecordStore(store_path_from_env()))
+    plans = PolicyActivities(policy)
     task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
 
     worker = Worker(
@@ -89,11 +99,19 @@ async def run_worker() -> None:
             MoverWorkflow,
             GraceRemovalWorkflow,
             OrphanSweepWorkflow,
+            AccessRequestWorkflow,
         ],
         activities=[
-            PolicyActivities(policy).resolve_joiner_plan,
-            PolicyActivities(policy).resolve_leaver_plan,
-            PolicyActivities(policy).resolve_mover_plan,
+            plans.resolve_joiner_plan,
+            plans.resolve_leaver_plan,
+            plans.resolve_mover_plan,
+            plans.resolve_access_plan,
+            access.load_beneficiary,
+            access.reserve,
+            access.resolve_approvers,
+            access.notify,
+            record.record_request,
+            record.record_access_changes,
             graph.ensure_user,
             graph.set_manager,
             graph.ensure_group_memberships,
@@ -139,7 +157,13 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(run_worker())
-    except (PolicyFileError, ScimSettingsError, TemporalSettingsError, ValueError) as err:
+    except (
+        PolicyFileError,
+        ScimSettingsError,
+        TemporalSettingsError,
+        AccessRecordError,
+        ValueError,
+    ) as err:
         # Configuration errors are the operator's to fix: say what is wrong, no traceback.
         print(f"tenure worker: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.approval_chain import ApprovalChain, ChainHost, ChainResult
@@ -31,13 +30,12 @@ with workflow.unsafe.imports_passed_through():
         BeneficiaryLeft,
         CancelInput,
         DecideInput,
-        Decision,
         ExtendInput,
         NotifyInput,
         NotifyResult,
         RecordRequestInput,
-        RefusedAttempt,
         Refusal,
+        RefusedAttempt,
         RequestStatus,
         RequestView,
         ReserveInput,
@@ -105,7 +103,10 @@ class AccessRequestWorkflow(ChainHost):
                 type=Refusal.CLOSED,
             )
         reason = decision_refusal(
-            self._chain.tally, input.actor.employee_id, self._in.requester_id, self._in.beneficiary_id
+            self._chain.tally,
+            input.actor.employee_id,
+            self._in.requester_id,
+            self._in.beneficiary_id,
         )
         if reason is not None:
             raise ApplicationError(reason, type=Refusal.NOT_ALLOWED)
@@ -367,11 +368,15 @@ class AccessRequestWorkflow(ChainHost):
             now = workflow.now()
             if end is not None and now >= end:
                 return await self._remove(RequestStatus.EXPIRED, "expired")
-            due = [
-                at
-                for at in expiry_reminders(end, self._granted_at, plan.policy.expiry.reminders)
-                if at not in reminded
-            ] if end is not None else []
+            due = (
+                [
+                    at
+                    for at in expiry_reminders(end, self._granted_at, plan.policy.expiry.reminders)
+                    if at not in reminded
+                ]
+                if end is not None
+                else []
+            )
             if due and due[0] <= now:
                 reminded.add(due[0])
                 await self._remind_expiry(end)
@@ -386,7 +391,9 @@ class AccessRequestWorkflow(ChainHost):
         self._extensions += 1
         approved = True
         if plan.policy.expiry.extension.requires_approval:
-            result = await self._approve(f"extension-{self._extensions}", hard_stop=self._expires_at)
+            result = await self._approve(
+                f"extension-{self._extensions}", hard_stop=self._expires_at
+            )
             approved = result is ChainResult.APPROVED
             outcome = {
                 ChainResult.APPROVED: "approved",
@@ -407,8 +414,7 @@ class AccessRequestWorkflow(ChainHost):
         await self.notify(
             [self._in.requester_id, self._in.beneficiary_id],
             f"Extension {'approved' if approved else 'refused'}: {plan.display_name}",
-            f"<p>Access to {plan.display_name} ends "
-            f"{self._expires_at:%Y-%m-%d %H:%M} UTC.</p>"
+            f"<p>Access to {plan.display_name} ends {self._expires_at:%Y-%m-%d %H:%M} UTC.</p>"
             if self._expires_at
             else "<p>The extension was not granted.</p>",
         )
@@ -418,9 +424,11 @@ class AccessRequestWorkflow(ChainHost):
         plan = self._plan
         assert plan is not None
         self.tell("expiry_reminder", SYSTEM, f"told that access ends {end:%Y-%m-%d %H:%M} UTC")
-        extend = " Ask for an extension if you still need it." if (
-            plan.policy.expiry.extension.allowed
-        ) else ""
+        extend = (
+            " Ask for an extension if you still need it."
+            if (plan.policy.expiry.extension.allowed)
+            else ""
+        )
         await self.notify(
             [self._in.beneficiary_id, self._in.requester_id],
             f"Access ending: {plan.display_name}",
@@ -432,7 +440,9 @@ class AccessRequestWorkflow(ChainHost):
         try:
             await self._apply_resources(present=False)
         except ActivityError as err:
-            return await self._finish(RequestStatus.FAILED, "failed", f"removal failed: {_cause(err)}")
+            return await self._finish(
+                RequestStatus.FAILED, "failed", f"removal failed: {_cause(err)}"
+            )
         self.tell(
             "removed", SYSTEM, f"removed {', '.join(self._resource_keys())}: {why}",
             resources=self._resource_keys(), reason=why,
@@ -448,7 +458,9 @@ class AccessRequestWorkflow(ChainHost):
             return await self._finish(RequestStatus.CANCELLED, None, "cancelled")
         return await self._finish(RequestStatus.DENIED, "denied", "approval did not complete")
 
-    async def _finish(self, status: RequestStatus, kind: StoryKind | None, text: str) -> RequestView:
+    async def _finish(
+        self, status: RequestStatus, kind: StoryKind | None, text: str
+    ) -> RequestView:
         self._set_status(status)
         self._closed_at = workflow.now()
         if kind is not None:
@@ -506,7 +518,6 @@ class AccessRequestWorkflow(ChainHost):
         )
         self._show()
 
-
     async def sleep_until(self, at: datetime | None, what: str) -> bool:
         """Wait for `at` or any change; True when something changed first."""
         wakes = self._wakes
@@ -520,7 +531,6 @@ class AccessRequestWorkflow(ChainHost):
         except TimeoutError:
             return False
         return True
-
 
     async def notify(self, to: list[str], subject: str, html: str) -> NotifyResult | None:
         recipients = list(dict.fromkeys(to))
@@ -543,7 +553,6 @@ class AccessRequestWorkflow(ChainHost):
             workflow.logger.warning("notice %r not sent: %s", subject, _cause(err))
             return None
 
-
     async def record(self) -> None:
         if self._recorded == len(self._story) and self._recorded_status is self._status:
             return
@@ -552,7 +561,6 @@ class AccessRequestWorkflow(ChainHost):
             AuditActivityNames.RECORD_REQUEST, RecordRequestInput(view=view), **PROVISIONING
         )
         self._recorded, self._recorded_status = len(view.story), view.status
-
 
     # ---- helpers --------------------------------------------------------------------------------
 
@@ -666,4 +674,3 @@ def _cause(err: BaseException) -> str:
 
 def static_summary(input: AccessRequestInput) -> str:
     return f"Access request: {input.package_id} for {input.beneficiary_id} by {input.requester_id}"
-

@@ -7,7 +7,7 @@ effects the host workflow performs for it (resolving approvers, mail, the record
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -172,7 +172,9 @@ class ApprovalChain:
         host, stage = self._host, self._stage
         if point.kind is TimelineKind.REMINDER:
             waiting = self.tally.undecided
-            host.tell("reminder", SYSTEM, f"reminded {', '.join(waiting) or 'nobody'}", stage=self._index)
+            host.tell(
+                "reminder", SYSTEM, f"reminded {', '.join(waiting) or 'nobody'}", stage=self._index
+            )
             await self._ask(waiting, "Reminder: decision needed")
             return None
         if point.kind is TimelineKind.ESCALATION:
@@ -293,6 +295,3 @@ class ApprovalChain:
             f"{self._name} ({self._round}) waits for {waiting} "
             f"(needs {self._needs()}) until {self.view.deadline:%Y-%m-%d %H:%M} UTC"
         )
-
-
-_ = timedelta

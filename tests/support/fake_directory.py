@@ -50,6 +50,7 @@ class FakeDirectory:
         default_factory=dict
     )  # (app, employee id) -> active
     calls: list[Call] = field(default_factory=list)
+    app_roles: set[tuple[str, str, str]] = field(default_factory=set)  # (app, employee id, role)
     # Every Graph user id ever created, in order: a rehire must not add one, a re-hire after
     # deletion must.
     created_user_ids: list[str] = field(default_factory=list)
@@ -122,6 +123,10 @@ class FakeDirectory:
         key = (input.app, input.worker.employee_id)
         created = key not in self.app_accounts
         self.app_accounts[key] = input.active
+        for role in input.roles:
+            self.app_roles.add((input.app, key[1], role))
+        for role in input.remove_roles:
+            self.app_roles.discard((input.app, key[1], role))
         return ScimUserRef(app=input.app, scim_id=f"scim-{key[1]}", created=created)
 
     @activity.defn(name=ActivityNames.SCIM_SET_ACTIVE)
@@ -157,6 +162,17 @@ class FakeDirectory:
     async def scim_delete_user(self, input: ScimUserKey) -> None:
         self._record(ActivityNames.SCIM_DELETE_USER, input)
         self.app_accounts.pop((input.app, input.external_id), None)
+
+    async def group_member_employee_ids(self, name: str) -> list[str]:
+        """Approvers named by group (not an activity: the access activities call it)."""
+        return sorted(e for g, e in self.memberships if g == name)
+
+    def mails_to(self, employee_id: str) -> list[Call]:
+        return [
+            c
+            for c in self.calls_named(ActivityNames.GRAPH_SEND_MAIL)
+            if c.input.to_user_id == f"uid-{employee_id}"
+        ]
 
     def activities(self) -> list[Any]:
         return [

@@ -1,0 +1,188 @@
+"""A worker running identities and access requests against the fake directory, and helpers to drive
+requests the way the API does (updates carrying the actor)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.access import AccessActivities
+from activities.audit import AccessRecordActivities
+from activities.policy import PolicyActivities
+from audit.store import AccessRecordStore
+from domain.access_request import (
+    AccessRequestContract,
+    AccessRequestInput,
+    Actor,
+    DecideInput,
+    Decision,
+    RequestStatus,
+    RequestView,
+    UpdateAnswer,
+    request_workflow_id,
+)
+from domain.events import EventType, HrEvent, WorkerRecord
+from domain.identity import LifecycleStage
+from domain.policy import Policy
+from domain.policy_file import load_policy
+from tests.support.fake_directory import FakeDirectory
+from tests.support.identity_signal import signal_hr_event
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities, until
+from workflows.access_request import AccessRequestWorkflow
+
+ACCESS_POLICY_PATH = Path(__file__).with_name("access_policy.yaml")
+
+
+def access_test_policy() -> Policy:
+    return load_policy(ACCESS_POLICY_PATH)
+
+
+@dataclass
+class AccessHarness:
+    env: WorkflowEnvironment
+    queue: str
+    directory: FakeDirectory
+    store: AccessRecordStore
+    identities: dict[str, WorkflowHandle]
+    requests: list[WorkflowHandle]
+
+    async def hire(
+        self, employee_id: str, manager_id: str | None = None, department: str = "Finance"
+    ) -> WorkflowHandle:
+        now = await self.env.get_current_time()
+        event = HrEvent(
+            event_id=f"{employee_id}-hire",
+            type=EventType.HIRE,
+            effective_at=now - timedelta(days=30),
+            worker=WorkerRecord(
+                employee_id=employee_id,
+                given_name="Test",
+                family_name=employee_id,
+                department=department,
+                manager_id=manager_id,
+            ),
+        )
+        handle = await signal_hr_event(self.env.client, self.queue, event)
+        self.identities[employee_id] = handle
+        await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, f"{employee_id} active")
+        return handle
+
+    async def terminate(self, employee_id: str) -> None:
+        now = await self.env.get_current_time()
+        event = HrEvent(
+            event_id=f"{employee_id}-leave",
+            type=EventType.TERMINATE,
+            effective_at=now,
+            worker=WorkerRecord(employee_id=employee_id),
+        )
+        await signal_hr_event(self.env.client, self.queue, event)
+
+    async def request(
+        self,
+        package_id: str,
+        beneficiary_id: str,
+        requester_id: str | None = None,
+        justification: str = "needed for quarter close",
+        answers: dict[str, str] | None = None,
+        requested_end: datetime | None = None,
+    ) -> WorkflowHandle:
+        request_id = request_workflow_id(beneficiary_id, package_id, str(uuid.uuid4()))
+        handle = await self.env.client.start_workflow(
+            AccessRequestContract.WORKFLOW,
+            AccessRequestInput(
+                request_id=request_id,
+                package_id=package_id,
+                beneficiary_id=beneficiary_id,
+                requester_id=requester_id or beneficiary_id,
+                justification=justification,
+                answers=answers or {},
+                requested_end=requested_end,
+                submitted_at=await self.env.get_current_time(),
+                record_search_attributes=False,
+            ),
+            id=request_id,
+            task_queue=self.queue,
+            result_type=RequestView,
+        )
+        self.requests.append(handle)
+        return handle
+
+    async def decide(
+        self, handle: WorkflowHandle, who: str, decision: Decision = Decision.APPROVE
+    ) -> UpdateAnswer:
+        return await handle.execute_update(
+            AccessRequestContract.UPDATE_DECIDE,
+            DecideInput(actor=Actor(employee_id=who), decision=decision, comment=f"{who} says so"),
+            result_type=UpdateAnswer,
+        )
+
+
+async def view(handle: WorkflowHandle) -> RequestView:
+    return await handle.query(AccessRequestContract.QUERY_DETAILS, result_type=RequestView)
+
+
+async def until_request(
+    handle: WorkflowHandle, check: Callable[[RequestView], bool], what: str
+) -> RequestView:
+    """Poll the request's query until `check` holds (queries do not skip time)."""
+    for _ in range(300):
+        current = await view(handle)
+        if check(current):
+            return current
+        await asyncio.sleep(0.03)
+    raise AssertionError(f"request never reached: {what} (last {current.status}: {current.story})")
+
+
+async def until_status(handle: WorkflowHandle, status: RequestStatus) -> RequestView:
+    return await until_request(handle, lambda v: v.status is status, status.value)
+
+
+async def until_waiting(handle: WorkflowHandle, stage_index: int) -> RequestView:
+    return await until_request(
+        handle,
+        lambda v: v.waiting_on is not None and v.waiting_on.index == stage_index,
+        f"stage {stage_index} waiting",
+    )
+
+
+@asynccontextmanager
+async def access_worker(
+    env: WorkflowEnvironment, policy: Policy, directory: FakeDirectory, store_path: Path
+) -> AsyncIterator[AccessHarness]:
+    queue = f"access-test-{uuid.uuid4()}"
+    store = AccessRecordStore(store_path)
+    access = AccessActivities(env.client, directory)
+    record = AccessRecordActivities(store)
+    plans = PolicyActivities(policy)
+    harness = AccessHarness(env, queue, directory, store, {}, [])
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[*LIFECYCLE_WORKFLOWS, AccessRequestWorkflow],
+        activities=[
+            *lifecycle_activities(policy, directory),
+            plans.resolve_access_plan,
+            access.load_beneficiary,
+            access.reserve,
+            access.resolve_approvers,
+            access.notify,
+            record.record_request,
+            record.record_access_changes,
+        ],
+    ):
+        yield harness
+        # Timers left running would fire later with no worker and stall time skipping.
+        for handle in [*harness.requests, *harness.identities.values()]:
+            try:
+                await handle.terminate("test over")
+            except Exception:
+                pass  # already closed
