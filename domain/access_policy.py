@@ -16,6 +16,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -47,6 +49,8 @@ class _Strict(BaseModel):
 Duration = Annotated[
     timedelta, BeforeValidator(duration_from_text), Field(ge=MIN_DURATION, le=MAX_DURATION)
 ]
+
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 
 
 class Catalog(_Strict):
@@ -213,12 +217,26 @@ class ApprovalStage(_Strict):
     # longer be reached.
     require: Require | Annotated[int, Field(ge=1, le=50)] = Require.FIRST
     deadline: Duration = timedelta(days=7)
-    # Sent to approvers who have not decided yet, this long before the deadline.
-    reminders: list[Duration] = Field(default_factory=lambda: [timedelta(days=1)])
+    # Sent to approvers who have not decided yet, this long before the deadline. Absent: one day
+    # before, when the deadline leaves room for it.
+    reminders: list[Duration] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     on_timeout: TimeoutOutcome = TimeoutOutcome.DENY
     fallback: list[ApproverSource] = Field(default_factory=list)
     fallback_deadline: Duration = timedelta(days=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_reminder(cls, value: object) -> object:
+        # The default reminder must not make a short deadline (a day or less) invalid.
+        if not isinstance(value, dict) or "reminders" in value:
+            return value
+        try:
+            deadline = _DURATION.validate_python(value.get("deadline", timedelta(days=7)))
+        except ValidationError:
+            return value  # the deadline's own error says what is wrong
+        day = timedelta(days=1)
+        return {**value, "reminders": [day] if deadline > day else []}
 
     @field_validator("require", mode="before")
     @classmethod
@@ -260,16 +278,22 @@ class ApprovalStage(_Strict):
 
 
 def _most_approvers(*lists: list[ApproverSource] | list[Escalation]) -> int | None:
-    total = 0
+    """Distinct people the sources can ever give: a person named twice, or `manager` listed in a
+    stage and again in its escalation, is still one approver. None when a source is a group (its
+    members are known only at run time) or the owners (not known to the stage)."""
+    people: set[str] = set()
+    managers: set[ApproverKind] = set()
     for items in lists:
         for item in items:
             sources = item.approvers if isinstance(item, Escalation) else [item]
             for source in sources:
-                size = source.max_size
-                if size is None:
+                if source.max_size is None:
                     return None
-                total += size
-    return total
+                if source.kind is ApproverKind.PEOPLE:
+                    people.update(source.people)
+                else:
+                    managers.add(source.kind)
+    return len(people) + len(managers)
 
 
 class ExpiryKind(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.access_policy import (
     AssignmentPolicy,
@@ -81,10 +81,14 @@ def requested_end_error(
 
 
 def grant_end(
-    expiry: ExpiryPolicy, granted_at: datetime, requested_end: datetime | None
+    expiry: ExpiryPolicy,
+    granted_at: datetime,
+    requested_end: datetime | None,
+    submitted_at: datetime | None = None,
 ) -> datetime | None:
-    """When access granted now ends; None for never. A chosen end already past the grant (a slow
-    approval) still gives the full maximum from the grant, capped at the chosen end's length."""
+    """When access granted now ends; None for never. A chosen end that passed while the request
+    waited for approval still gives access from the grant for the length chosen (`submitted_at` to
+    the chosen end), capped at the maximum; the maximum when `submitted_at` is not given."""
     if expiry.kind is ExpiryKind.NEVER:
         return None
     if expiry.kind is ExpiryKind.DURATION:
@@ -96,7 +100,10 @@ def grant_end(
     assert expiry.max is not None
     if requested_end is None or requested_end > granted_at + expiry.max:
         return granted_at + expiry.max
-    return max(requested_end, granted_at)
+    if requested_end <= granted_at:
+        chosen = requested_end - submitted_at if submitted_at is not None else expiry.max
+        return granted_at + min(max(chosen, timedelta(0)), expiry.max)
+    return requested_end
 
 
 def extension_refusal(

@@ -88,16 +88,17 @@ def outcome(tally: StageTally, more_may_come: bool) -> StageOutcome | None:
 
 
 def escalate(tally: StageTally, alternates: list[str], mode: EscalationMode) -> StageTally:
-    """Bring alternates in. Replaced approvers who already decided keep their decision."""
+    """Bring alternates in. Replaced approvers who already decided keep their decision; one an
+    earlier level replaced and this level brings back may decide again."""
     if mode is EscalationMode.REPLACE:
         replaced = [a for a in tally.approvers if a not in tally.decided and a not in alternates]
         kept = [a for a in tally.approvers if a in tally.decided]
         approvers = [*kept, *(a for a in alternates if a not in kept)]
-        return tally.model_copy(
-            update={"approvers": approvers, "replaced": [*tally.replaced, *replaced]}
-        )
-    approvers = [*tally.approvers, *(a for a in alternates if a not in tally.approvers)]
-    return tally.model_copy(update={"approvers": approvers})
+    else:
+        replaced = []
+        approvers = [*tally.approvers, *(a for a in alternates if a not in tally.approvers)]
+    still_replaced = [a for a in [*tally.replaced, *replaced] if a not in approvers]
+    return tally.model_copy(update={"approvers": approvers, "replaced": still_replaced})
 
 
 class TimelineKind(StrEnum):

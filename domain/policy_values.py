@@ -30,7 +30,7 @@ def duration_from_text(value: object) -> object:
     """A number of days, `14d`/`36h`/`1d12h`, or (left to pydantic) ISO-8601 such as `P14D`."""
     if isinstance(value, bool):
         raise ValueError("expected a number of days or a duration such as 14d or P14D")
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return timedelta(days=value)
     if isinstance(value, str) and _INTERVAL_PART.match(value.replace(" ", "").lower()):
         return timedelta(seconds=interval_seconds(value))
