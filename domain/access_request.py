@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from domain.access_policy import ApproverSource, AssignmentPolicy, PackageResource, SodRule
 from domain.events import WorkerRecord
@@ -98,8 +98,8 @@ class AccessRequestInput(BaseModel):
     justification: str = ""
     answers: dict[str, str] = Field(default_factory=dict)
     # For packages whose expiry the requester chooses (within the policy's maximum).
-    requested_end: datetime | None = None
-    submitted_at: datetime
+    requested_end: AwareDatetime | None = None
+    submitted_at: AwareDatetime
     # The time-skipping test server cannot register custom search attributes (RECIPES.md).
     record_search_attributes: bool = True
 
@@ -127,7 +127,7 @@ class RevokeInput(BaseModel):
 
 class ExtendInput(BaseModel):
     actor: Actor
-    new_end: datetime
+    new_end: AwareDatetime
     justification: str = Field("", max_length=2000)
 
 

@@ -327,7 +327,9 @@ class AccessRequestWorkflow(ChainHost):
             return False
         now = workflow.now()
         self._granted_at = now
-        self._expires_at = grant_end(plan.policy.expiry, now, self._in.requested_end)
+        self._expires_at = grant_end(
+            plan.policy.expiry, now, self._in.requested_end, self._in.submitted_at
+        )
         self._set_status(RequestStatus.GRANTED)
         until = self._expires_at.isoformat() if self._expires_at else None
         self.tell(
@@ -505,11 +507,15 @@ class AccessRequestWorkflow(ChainHost):
         self._stages.append(view)
         self._show()
 
-    def tell(self, kind: StoryKind, actor: str, text: str, **data: Any) -> None:
+    def tell(
+        self, kind: StoryKind, actor: str, text: str, at: datetime | None = None, **data: Any
+    ) -> None:
+        """Add a line to the story; `at` when it happened earlier than now (a timer that fired
+        before the activity it triggered)."""
         self._story.append(
             StoryEntry(
                 seq=len(self._story) + 1,
-                at=workflow.now(),
+                at=at or workflow.now(),
                 kind=kind,
                 actor=actor,
                 text=text,

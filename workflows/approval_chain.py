@@ -67,7 +67,9 @@ class ChainHost(Protocol):
     def wakes(self) -> int: ...
     def interrupted(self, hard_stop: datetime | None) -> bool: ...
     def stage_opened(self, view: StageView) -> None: ...
-    def tell(self, kind: StoryKind, actor: str, text: str, **data: Any) -> None: ...
+    def tell(
+        self, kind: StoryKind, actor: str, text: str, at: datetime | None = None, **data: Any
+    ) -> None: ...
     async def sleep_until(self, at: datetime | None, what: str) -> bool: ...
     async def notify(self, to: list[str], subject: str, html: str) -> NotifyResult | None: ...
     async def record(self) -> None: ...
@@ -170,6 +172,7 @@ class ApprovalChain:
 
     async def _on_time(self, point: TimelinePoint) -> ChainResult | None:
         host, stage = self._host, self._stage
+        fired = workflow.now()
         if point.kind is TimelineKind.REMINDER:
             waiting = self.tally.undecided
             host.tell(
@@ -179,7 +182,9 @@ class ApprovalChain:
             return None
         if point.kind is TimelineKind.ESCALATION:
             level = stage.escalations[point.index]
-            await self._bring_in(level.approvers, level.mode, f"escalation level {point.index + 1}")
+            await self._bring_in(
+                level.approvers, level.mode, f"escalation level {point.index + 1}", fired
+            )
             return None
         # The deadline.
         if self._fallback_used or stage.on_timeout is TimeoutOutcome.DENY:
@@ -203,11 +208,11 @@ class ApprovalChain:
             f"{self._name}: nobody decided in time; escalated to the fallback approvers for "
             f"{describe_duration(stage.fallback_deadline)}",
         )
-        await self._bring_in(stage.fallback, EscalationMode.REPLACE, "fallback")
+        await self._bring_in(stage.fallback, EscalationMode.REPLACE, "fallback", fired)
         return None
 
     async def _bring_in(
-        self, sources: list[ApproverSource], mode: EscalationMode, what: str
+        self, sources: list[ApproverSource], mode: EscalationMode, what: str, fired: datetime
     ) -> None:
         before = set(self.tally.approvers)
         resolved = await self._resolve(sources)
@@ -218,6 +223,7 @@ class ApprovalChain:
             "escalated",
             SYSTEM,
             f"{what}: {mode.value} approvers {', '.join(resolved.employee_ids) or 'nobody'}",
+            at=fired,
             stage=self._index,
             mode=mode.value,
             added=added,
