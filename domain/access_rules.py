@@ -16,7 +16,9 @@ from domain.access_request import Beneficiary
 from domain.birthright import conditions_match
 
 
-def eligibility_refusal(who: WhoMayRequest, beneficiary: Beneficiary, requester_id: str) -> str | None:
+def eligibility_refusal(
+    who: WhoMayRequest, beneficiary: Beneficiary, requester_id: str
+) -> str | None:
     """Why this request may not be made, or None. Conditions apply to the person who would hold it."""
     if not beneficiary.known or beneficiary.worker is None:
         return f"{beneficiary.employee_id} is not a person Tenure knows"
@@ -34,10 +36,14 @@ def eligibility_refusal(who: WhoMayRequest, beneficiary: Beneficiary, requester_
         return None
     if any(conditions_match(when, beneficiary.worker) for when in who.when):
         return None
-    return f"{beneficiary.employee_id} does not meet the package's conditions for who may request it"
+    return (
+        f"{beneficiary.employee_id} does not meet the package's conditions for who may request it"
+    )
 
 
-def answer_errors(policy: AssignmentPolicy, justification: str, answers: dict[str, str]) -> list[str]:
+def answer_errors(
+    policy: AssignmentPolicy, justification: str, answers: dict[str, str]
+) -> list[str]:
     """Every problem with the justification and answers, each naming the field; empty when fine."""
     errors: list[str] = []
     if policy.justification_required and not justification.strip():
