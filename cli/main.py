@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import hr_cmd, identity_cmd, stack_cmd
+from cli import hr_cmd, identity_cmd, login_cmd, stack_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack_cmd.register(groups)
     hr_cmd.register(groups)
     identity_cmd.register(groups)
+    login_cmd.register(groups)
     return parser
 
 
