@@ -172,6 +172,10 @@ class MoverInput(BaseModel):
     hire_date: datetime
     access: list[AccessItem] = Field(default_factory=list)
     pending_removals: list[PendingRemoval] = Field(default_factory=list)
+    # Groups and apps the person also holds through access packages: birthright no longer
+    # granting them does not take them away.
+    package_groups: list[str] = Field(default_factory=list)
+    package_apps: list[str] = Field(default_factory=list)
 
 
 class MoverProgress(BaseModel):

@@ -39,14 +39,14 @@ from tests.support.access import (
     view,
 )
 from tests.support.fake_directory import FakeDirectory
-from tests.support.lifecycle import details
+from tests.support.lifecycle import details, until
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 # M0 runs the company; M1 manages the requesters E1..; the rest are approvers named by the policy.
 TOP = ["M0"]
 PEERS = ["M1", "A1", "Q1", "Q2", "Q3", "ALT1", "OWNER", "ADMIN"]
-REQUESTERS = [f"E{i}" for i in range(1, 14)]
+REQUESTERS = [f"E{i}" for i in range(1, 15)]
 
 
 @pytest.fixture(scope="module")
@@ -359,3 +359,18 @@ async def test_leaver_cancels_pending_requests_and_removes_grants(org: AccessHar
     assert "not active" in refused.story[-1].text or any(
         "not active" in e.text for e in refused.story
     )
+
+
+async def test_a_move_keeps_what_a_package_also_grants(org: AccessHarness) -> None:
+    # Finance gets Ledger Readers by birthright; E14 also holds it through a package.
+    handle = await org.request("ledger-read", "E14")
+    await until_status(handle, RequestStatus.GRANTED)
+    await org.move("E14", "Sales")
+    moved = await until(
+        org.identities["E14"],
+        lambda s: s.worker is not None and s.worker.department == "Sales",
+        "moved to Sales",
+    )
+    assert not any(a.target == "Ledger Readers" for a in moved.access)  # birthright gone
+    assert ("Ledger Readers", "E14") in org.directory.memberships  # the package keeps it
+    assert (await view(handle)).status is RequestStatus.GRANTED

@@ -466,6 +466,8 @@ class IdentityWorkflow:
                     hire_date=state.hire_date or event.effective_at,
                     access=state.access,
                     pending_removals=state.pending_removals,
+                    package_groups=identity_access.package_groups(state),
+                    package_apps=identity_access.package_apps(state),
                 ),
                 id=child_id,
                 result_type=MoverResult,
@@ -530,8 +532,19 @@ class IdentityWorkflow:
                 GraceRemovalInput(
                     employee_id=state.employee_id,
                     user_id=state.graph_user_id,
-                    groups=[p.target for p in due if p.kind == "graph_group"],
-                    apps=[p.target for p in due if p.kind == "scim_app"],
+                    # Access the person also holds through a package stays.
+                    groups=[
+                        p.target
+                        for p in due
+                        if p.kind == "graph_group"
+                        and p.target not in identity_access.package_groups(state)
+                    ],
+                    apps=[
+                        p.target
+                        for p in due
+                        if p.kind == "scim_app"
+                        and p.target not in identity_access.package_apps(state)
+                    ],
                 ),
                 id=child_id,
                 result_type=GraceRemovalResult,

@@ -103,13 +103,14 @@ class MoverWorkflow:
         )
 
         self._phase("removing", "removing the access only the old attributes implied")
+        # What a package also grants stays: only its own request removes it.
+        groups_off = [g for g in delta.remove_groups_now if g not in input.package_groups]
+        apps_to_deactivate = [a for a in delta.deactivate_apps_now if a not in input.package_apps]
         deactivated = await asyncio.gather(
-            self._groups(input.user_id, delta.remove_groups_now, present=False),
-            *(self._deactivate(app, input.employee_id) for app in delta.deactivate_apps_now),
+            self._groups(input.user_id, groups_off, present=False),
+            *(self._deactivate(app, input.employee_id) for app in apps_to_deactivate),
         )
-        apps_off = [
-            a for a, ok in zip(delta.deactivate_apps_now, deactivated[1:], strict=True) if ok
-        ]
+        apps_off = [a for a, ok in zip(apps_to_deactivate, deactivated[1:], strict=True) if ok]
 
         mailed = await self._tell_managers(input, plan, changes) if is_move(changes) else []
         self._phase("done", f"{len(changes)} attribute(s) changed")
@@ -118,7 +119,7 @@ class MoverWorkflow:
             access=delta.access,
             added=delta.add_groups
             + [a.app for a in delta.apps if not _held(input, "scim_app", a.app)],
-            removed=delta.remove_groups_now + apps_off,
+            removed=groups_off + apps_off,
             deferred=delta.deferred,
             cancelled=delta.cancelled,
             managers_mailed=mailed,

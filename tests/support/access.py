@@ -36,7 +36,7 @@ from domain.policy import Policy
 from domain.policy_file import load_policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
-from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities, until
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, details, lifecycle_activities, until
 from workflows.access_request import AccessRequestWorkflow
 
 ACCESS_POLICY_PATH = Path(__file__).with_name("access_policy.yaml")
@@ -75,6 +75,19 @@ class AccessHarness:
         self.identities[employee_id] = handle
         await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, f"{employee_id} active")
         return handle
+
+    async def move(self, employee_id: str, department: str) -> None:
+        """An HR update to another department (the identity's record otherwise unchanged)."""
+        state = await details(self.identities[employee_id])
+        assert state.worker is not None
+        now = await self.env.get_current_time()
+        event = HrEvent(
+            event_id=f"{employee_id}-move-{department}",
+            type=EventType.UPDATE,
+            effective_at=now,
+            worker=state.worker.model_copy(update={"department": department}),
+        )
+        await signal_hr_event(self.env.client, self.queue, event)
 
     async def terminate(self, employee_id: str) -> None:
         now = await self.env.get_current_time()
