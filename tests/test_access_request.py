@@ -353,6 +353,16 @@ async def test_leaver_cancels_pending_requests_and_removes_grants(org: AccessHar
     revoked = await until_status(held, RequestStatus.REVOKED)
     assert ("Payables", "E11") not in org.directory.memberships
     assert any("left" in e.text for e in _kinds(revoked, "removed"))
+    # Birthright's part of the record: granted at the hire by its rule, removed by the leaver.
+    staff = [c for c in org.directory.access_changes.values() if c.employee_id == "E11"]
+    assert any(
+        c.action == "granted" and c.resource == "group:All Staff" and c.cause["rule"] == "everyone"
+        for c in staff
+    )
+    assert any(
+        c.action == "removed" and c.resource == "group:All Staff" and c.cause["type"] == "leaver"
+        for c in staff
+    )
     # A new request for someone who left is refused.
     late = await org.request("payables", "E11")
     refused = await until_status(late, RequestStatus.DENIED)

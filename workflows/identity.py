@@ -23,6 +23,7 @@ from workflows import identity_access
 
 with workflow.unsafe.imports_passed_through():
     from domain.access_request import AccessRequestContract, BeneficiaryLeft
+    from domain.audit import AccessChange, AuditActivityNames, RecordAccessChangesInput
     from domain.events import EventType, HrEvent, WorkerRecord
     from domain.identity import (
         AccessItem,
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         leaver_workflow_id,
         retention_workflow_id,
     )
+    from domain.lifecycle_record import birthright_grants, item_resources, removals
     from domain.mover import (
         GraceRemovalContract,
         GraceRemovalInput,
@@ -63,8 +65,11 @@ with workflow.unsafe.imports_passed_through():
         mover_workflow_id,
     )
     from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
+    from workflows.retry import PROVISIONING
 
 CHILD_TASK_TIMEOUT = timedelta(seconds=30)
+# Marks runs that copy their access changes to the access record (added with access requests).
+ACCESS_RECORD_PATCH = "access-record"
 
 
 @workflow.defn(name=IdentityContract.WORKFLOW)
@@ -256,6 +261,17 @@ class IdentityWorkflow:
         except TimeoutError:
             pass  # something fell due
 
+    async def _record_access_changes(self, changes: list[AccessChange]) -> None:
+        """Copy access changes to the access record. Histories recorded before the record
+        existed replay without this activity, hence the patch marker."""
+        if not changes or not workflow.patched(ACCESS_RECORD_PATCH):
+            return
+        await workflow.execute_activity(
+            AuditActivityNames.RECORD_ACCESS_CHANGES,
+            RecordAccessChangesInput(changes=changes),
+            **PROVISIONING,
+        )
+
     async def _tell_requests_left(self) -> None:
         """Tell each access request of a person who left: pending ones are cancelled, granted
         ones removed. A request that closed meanwhile is simply gone."""
@@ -376,6 +392,15 @@ class IdentityWorkflow:
         self._state.leave_event_id = None
         self._state.leave_date = None
         self._set_stage(LifecycleStage.ACTIVE)
+        await self._record_access_changes(
+            birthright_grants(
+                self._state.employee_id,
+                event.event_id,
+                "rehire" if rehire else "hire",
+                workflow.now(),
+                self._state.access,
+            )
+        )
         notes = ["rehire: earlier accounts re-enabled, deletion cancelled"] if rehire else []
         if event.type is EventType.UPDATE:
             notes.append("initial load: first event for this identity, applied as a hire")
@@ -485,7 +510,9 @@ class IdentityWorkflow:
         cancelled = {(p.kind, p.target) for p in result.cancelled}
         state.worker = record
         state.record_as_of = event.effective_at
+        old_access = state.access
         state.access = result.access
+        await self._record_access_changes(self._mover_changes(event, old_access))
         state.pending_removals = [
             p for p in state.pending_removals if (p.kind, p.target) not in cancelled
         ] + result.deferred
@@ -506,6 +533,31 @@ class IdentityWorkflow:
         if result.managers_mailed:
             notes.append(f"told {', '.join(result.managers_mailed)}")
         self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
+
+    def _mover_changes(self, event: HrEvent, old: list[AccessItem]) -> list[AccessChange]:
+        """Birthright a move added, and what it removed from the directory (not what a grace
+        period keeps, nor what a package also grants)."""
+        state, now = self._state, workflow.now()
+        before = {(a.kind, a.target, tuple(a.roles)) for a in old}
+        after = {(a.kind, a.target) for a in state.access}
+        kept = {f"group:{g}" for g in identity_access.package_groups(state)} | {
+            f"app:{a}" for a in identity_access.package_apps(state)
+        }
+        added = [a for a in state.access if (a.kind, a.target, tuple(a.roles)) not in before]
+        gone = [
+            resource
+            for a in old
+            if (a.kind, a.target) not in after
+            for resource in item_resources(a)[:1]
+            if resource not in kept
+        ]
+        return birthright_grants(state.employee_id, event.event_id, "move", now, added) + removals(
+            state.employee_id,
+            event.event_id,
+            now,
+            gone,
+            {"type": "mover", "reason": "the new record no longer implies it"},
+        )
 
     def _next_removal_at(self) -> datetime | None:
         return min((p.due_at for p in self._state.pending_removals), default=None)
@@ -570,6 +622,16 @@ class IdentityWorkflow:
         }
         state.access = [a for a in state.access if (a.kind, a.target) not in gone]
         removed = result.groups_removed + result.apps_deactivated
+        await self._record_access_changes(
+            removals(
+                state.employee_id,
+                f"{first.event_id}:grace",
+                workflow.now(),
+                [f"group:{g}" for g in result.groups_removed]
+                + [f"app:{a}" for a in result.apps_deactivated],
+                {"type": "mover", "reason": "grace period after a move is over"},
+            )
+        )
         self._record(
             first.event_id,
             "grace_removal",
@@ -643,6 +705,16 @@ class IdentityWorkflow:
         # Retention counts from the leave date, so a leave caught up late is not kept longer.
         state.retention_due_at = event.effective_at + timedelta(days=result.retention_days)
         self._set_stage(LifecycleStage.DISABLED)
+        await self._record_access_changes(
+            removals(
+                state.employee_id,
+                event.event_id,
+                workflow.now(),
+                [f"group:{g}" for g in result.groups_removed]
+                + [f"app:{a}" for a in result.apps_deactivated],
+                {"type": "leaver", "reason": f"left {event.effective_at:%Y-%m-%d}"},
+            )
+        )
         # Pending requests are cancelled and granted packages removed by their own workflows.
         self._left_event = event
         self._tell_left.extend(h.request_id for h in state.packages)

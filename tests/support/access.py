@@ -189,7 +189,6 @@ async def access_worker(
             access.resolve_approvers,
             access.notify,
             record.record_request,
-            record.record_access_changes,
         ],
     ):
         yield harness

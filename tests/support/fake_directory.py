@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from domain.audit import AccessChange, AuditActivityNames, RecordAccessChangesInput
 from domain.provisioning import (
     ActivityNames,
     EmployeeIdInput,
@@ -51,6 +52,7 @@ class FakeDirectory:
     )  # (app, employee id) -> active
     calls: list[Call] = field(default_factory=list)
     app_roles: set[tuple[str, str, str]] = field(default_factory=set)  # (app, employee id, role)
+    access_changes: dict[str, AccessChange] = field(default_factory=dict)  # by change id
     # Every Graph user id ever created, in order: a rehire must not add one, a re-hire after
     # deletion must.
     created_user_ids: list[str] = field(default_factory=list)
@@ -174,8 +176,15 @@ class FakeDirectory:
             if c.input.to_user_id == f"uid-{employee_id}"
         ]
 
+    @activity.defn(name=AuditActivityNames.RECORD_ACCESS_CHANGES)
+    async def record_access_changes(self, input: RecordAccessChangesInput) -> None:
+        """The access record, in memory: the first copy of each change id wins, as in the store."""
+        for change in input.changes:
+            self.access_changes.setdefault(change.change_id, change)
+
     def activities(self) -> list[Any]:
         return [
+            self.record_access_changes,
             self.ensure_user,
             self.set_manager,
             self.ensure_group_memberships,
