@@ -9,6 +9,7 @@ from pathlib import Path
 
 from connection.temporal import TemporalSettings, TemporalSettingsError
 from domain.identity import IdentityContract
+from domain.policy_file import DEFAULT_POLICY_PATH, policy_path_from_env
 
 
 class SettingsError(ValueError):
@@ -21,6 +22,11 @@ class ApiSettings:
     intake_token: str = field(repr=False)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     task_queue: str = IdentityContract.TASK_QUEUE
+    # The policy file (TENURE_POLICY): the access API validates requests against its packages.
+    policy_path: Path = DEFAULT_POLICY_PATH
+    # The access record database the worker writes (TENURE_ACCESS_RECORD_DB); without it the
+    # access endpoints that read records answer 503.
+    access_record_db: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -33,7 +39,14 @@ class ApiSettings:
             intake_token=_intake_token(env),
             temporal=temporal,
             task_queue=env.get("TENURE_TASK_QUEUE") or cls.task_queue,
+            policy_path=policy_path_from_env(env),
+            access_record_db=_optional_path(env, "TENURE_ACCESS_RECORD_DB"),
         )
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
 
 
 def _intake_token(env: Mapping[str, str]) -> str:
