@@ -1,0 +1,1 @@
+"""Tenure's own record of access requests and access changes, kept beyond Temporal's retention."""
