@@ -13,7 +13,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -49,11 +48,11 @@ from domain.access_request import (
     AccessRequestInput,
     Actor,
     CancelInput,
-    Decision,
     DecideInput,
+    Decision,
     ExtendInput,
-    RefusedAttempt,
     Refusal,
+    RefusedAttempt,
     RequestStatus,
     RequestView,
     RevokeInput,
@@ -359,7 +358,9 @@ async def submit_request(
     except WorkflowAlreadyStartedError:
         view = await _find_view(services, client, request_id)
         if view is None:  # pragma: no cover - a closed run Temporal has already forgotten
-            raise _temporal_unavailable("the earlier request with this key cannot be read") from None
+            raise _temporal_unavailable(
+                "the earlier request with this key cannot be read"
+            ) from None
         return SubmittedRequest(request_id=request_id, status=view.status, links=_links(request_id))
     except (RPCError, RuntimeError) as err:
         log.warning("Temporal refused access request %s: %s", request_id, err)
@@ -399,9 +400,11 @@ def _field_error(text: str) -> dict[str, str]:
     responses=_responses(s401=_AUTH, s503=_UNCONFIGURED),
 )
 async def list_my_requests(
-    store: StoreDep,
     caller: CallerDep,
-    status: Annotated[RequestStatus | None, Query(description="Only requests in this status.")] = None,
+    store: StoreDep,
+    status: Annotated[
+        RequestStatus | None, Query(description="Only requests in this status.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RequestList:
     views = await asyncio.to_thread(
@@ -418,7 +421,7 @@ async def list_my_requests(
     "the caller has not decided yet.",
     responses=_responses(s401=_AUTH, s503=_UNCONFIGURED),
 )
-async def list_my_approvals(store: StoreDep, caller: CallerDep) -> RequestList:
+async def list_my_approvals(caller: CallerDep, store: StoreDep) -> RequestList:
     views = await asyncio.to_thread(store.awaiting_decision, caller.employee_id)
     return RequestList(requests=[RequestSummary.of(v) for v in views], count=len(views))
 
@@ -437,7 +440,9 @@ async def list_my_approvals(store: StoreDep, caller: CallerDep) -> RequestList:
         s401=_AUTH, s404="No such request visible to the caller", s503=_UNCONFIGURED
     ),
 )
-async def get_request(request_id: RequestIdPath, request: Request, caller: CallerDep) -> RequestView:
+async def get_request(
+    request_id: RequestIdPath, request: Request, caller: CallerDep
+) -> RequestView:
     services = _services(request)
     view = None
     if request_id.startswith(REQUEST_ID_PREFIX):
@@ -607,7 +612,9 @@ async def _act(
             raise ProblemException(409, "Request closed", reason) from err
         if cause.type == Refusal.INVALID:
             raise _invalid([reason]) from err
-        log.error("update %s of %s refused with %s: %s", update_name, request_id, cause.type, reason)
+        log.error(
+            "update %s of %s refused with %s: %s", update_name, request_id, cause.type, reason
+        )
         raise ProblemException(
             500, "Internal Server Error", "The request's workflow failed this action."
         ) from err
@@ -677,13 +684,15 @@ def _temporal_unavailable(cause: str) -> ProblemException:
             "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/AccessChange"}}},
         },
         **_responses(
-            s401=_AUTH, s403="The caller is neither an auditor nor an administrator", s503=_UNCONFIGURED
+            s401=_AUTH,
+            s403="The caller is neither an auditor nor an administrator",
+            s503=_UNCONFIGURED,
         ),
     },
 )
 async def export_access_changes(
-    store: StoreDep,
     caller: CallerDep,
+    store: StoreDep,
     since: Annotated[
         AwareDatetime | None, Query(description="Only changes at or after this time.")
     ] = None,
@@ -701,21 +710,10 @@ async def export_access_changes(
 async def _ndjson(
     store: AccessRecordStore, since: datetime | None, employee_id: str | None
 ) -> AsyncIterator[bytes]:
-    # The store's iterator holds a database cursor, which must stay on the thread that opened it:
-    # one thread of its own reads the whole export, a chunk per hop, without blocking the loop.
-    loop = asyncio.get_running_loop()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-export")
-    changes: Iterator[AccessChange] | None = None
-    try:
-        changes = await loop.run_in_executor(
-            pool, lambda: store.iter_access_changes(since=since, employee_id=employee_id)
-        )
-        while chunk := await loop.run_in_executor(pool, _take, changes, EXPORT_CHUNK):
-            yield "".join(change.model_dump_json() + "\n" for change in chunk).encode()
-    finally:
-        if changes is not None and hasattr(changes, "close"):
-            pool.submit(changes.close)  # on its own thread, also when the client went away
-        pool.shutdown(wait=False)
+    # The store reads a page per short connection, so each chunk may come from any thread.
+    changes = store.iter_access_changes(since=since, employee_id=employee_id)
+    while chunk := await asyncio.to_thread(_take, changes, EXPORT_CHUNK):
+        yield "".join(change.model_dump_json() + "\n" for change in chunk).encode()
 
 
 def _take(changes: Iterator[AccessChange], count: int) -> list[AccessChange]:
