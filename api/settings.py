@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.caller import TokenSettings
 from connection.temporal import TemporalSettings, TemporalSettingsError
 from domain.identity import IdentityContract
 from domain.policy_file import DEFAULT_POLICY_PATH, policy_path_from_env
@@ -22,6 +23,8 @@ class ApiSettings:
     intake_token: str = field(repr=False)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     task_queue: str = IdentityContract.TASK_QUEUE
+    # Bearer JWTs of people (TENURE_API_TOKEN_*); None when no token issuer is configured.
+    tokens: TokenSettings | None = None
     # The policy file (TENURE_POLICY): the access API validates requests against its packages.
     policy_path: Path = DEFAULT_POLICY_PATH
     # The access record database the worker writes (TENURE_ACCESS_RECORD_DB); without it the
@@ -35,10 +38,15 @@ class ApiSettings:
             temporal = TemporalSettings.from_env(env)
         except TemporalSettingsError as err:
             raise SettingsError(str(err)) from err
+        try:
+            tokens = TokenSettings.from_env(env)
+        except ValueError as err:
+            raise SettingsError(str(err)) from err
         return cls(
             intake_token=_intake_token(env),
             temporal=temporal,
             task_queue=env.get("TENURE_TASK_QUEUE") or cls.task_queue,
+            tokens=tokens,
             policy_path=policy_path_from_env(env),
             access_record_db=_optional_path(env, "TENURE_ACCESS_RECORD_DB"),
         )

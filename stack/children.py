@@ -53,6 +53,9 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
         "TENURE_INTAKE_TOKEN": creds.intake_token,
         "TENURE_GRAPH_URL": config.graph_url,
         "TENURE_GRAPH_TOKEN": creds.graph_token,
+        # The API verifies people's bearer tokens against the emulator's keys, as it would Entra's.
+        "TENURE_API_TOKEN_ISSUER": config.token_issuer,
+        "TENURE_API_TOKEN_AUDIENCE": config.token_audience,
     }
     for app in config.apps:
         prefix = app_env_prefix(app)
@@ -102,6 +105,7 @@ def graph_child(config: StackConfig, creds: Credentials) -> Child:
         "--host", config.host,
         "--port", str(config.graph_port),
         "--db", str(config.home / "graph.db"),
+        "--tenant-id", config.graph_tenant_id,
     ]  # fmt: skip
     # The token goes by environment: not in a process listing, and never mistaken for an option
     # (a random token may start with "-").

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from domain.policy import Policy
 from domain.policy_file import load_policy, policy_path_from_env
+from emulators.graph.tokens import DEFAULT_TENANT_ID
 
 HOST = "127.0.0.1"
 
@@ -19,6 +20,9 @@ TEMPORAL_UI_PORT = ("TENURE_TEMPORAL_UI_PORT", 8233)
 API_PORT = ("TENURE_API_PORT", 8700)
 GRAPH_PORT = ("TENURE_GRAPH_PORT", 8710)
 SCIM_BASE_PORT = ("TENURE_SCIM_BASE_PORT", 8720)
+GRAPH_TENANT_ID = ("TENURE_GRAPH_EMULATOR_TENANT_ID", DEFAULT_TENANT_ID)
+# The audience of the API's tokens (Entra: the API app's Application ID URI or client id).
+API_TOKEN_AUDIENCE = "api://tenure"
 
 
 class StackConfigError(Exception):
@@ -72,6 +76,7 @@ class StackConfig:
     graph_port: int
     scim_base_port: int
     host: str = HOST
+    graph_tenant_id: str = DEFAULT_TENANT_ID
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -88,6 +93,7 @@ class StackConfig:
             api_port=_port_from_env(*API_PORT),
             graph_port=_port_from_env(*GRAPH_PORT),
             scim_base_port=_port_from_env(*SCIM_BASE_PORT),
+            graph_tenant_id=os.environ.get(GRAPH_TENANT_ID[0], "").strip() or GRAPH_TENANT_ID[1],
         )
         config._check_distinct()
         return config
@@ -121,6 +127,19 @@ class StackConfig:
     @property
     def graph_url(self) -> str:
         return f"{self.graph_root}/v1.0"
+
+    @property
+    def token_issuer(self) -> str:
+        """The Graph emulator plays Entra's token issuer: `{root}/{tenant}/v2.0`."""
+        return f"{self.graph_root}/{self.graph_tenant_id}/v2.0"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.graph_root}/{self.graph_tenant_id}/oauth2/v2.0/token"
+
+    @property
+    def token_audience(self) -> str:
+        return API_TOKEN_AUDIENCE
 
     def scim_url(self, app: str) -> str:
         return f"http://{self.host}:{self.scim_ports[app]}/v2"

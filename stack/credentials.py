@@ -48,24 +48,31 @@ def _write(path: Path, creds: Credentials) -> None:
     path.chmod(0o600)
 
 
-def load_or_create_credentials(home: Path, apps: list[str]) -> Credentials:
-    """The stored credentials, with a new token for any app the policy gained since."""
+def read_credentials(home: Path) -> Credentials | None:
+    """The stored credentials, None if there are none yet; ValueError if the file is unreadable."""
     path = credentials_path(home)
     try:
         raw = json.loads(path.read_text())
-        creds = Credentials(
+        return Credentials(
             intake_token=str(raw["intake_token"]),
             graph_token=str(raw["graph_token"]),
             scim_tokens={str(k): str(v) for k, v in dict(raw.get("scim_tokens", {})).items()},
         )
-        changed = False
     except FileNotFoundError:
-        creds = Credentials(intake_token=_new_token(), graph_token=_new_token())
-        changed = True
+        return None
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f"{path}: unreadable credentials ({exc}); delete it to generate new dev credentials"
         ) from None
+
+
+def load_or_create_credentials(home: Path, apps: list[str]) -> Credentials:
+    """The stored credentials, with a new token for any app the policy gained since."""
+    path = credentials_path(home)
+    creds = read_credentials(home)
+    changed = creds is None
+    if creds is None:
+        creds = Credentials(intake_token=_new_token(), graph_token=_new_token())
     for app in apps:
         if app not in creds.scim_tokens:
             creds.scim_tokens[app] = _new_token()

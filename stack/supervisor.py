@@ -190,11 +190,15 @@ class Stack:
                 "url": config.api_url,
                 "intake_token": creds.intake_token,
                 "docs_url": f"{config.api_url}/docs",
+                "token_issuer": config.token_issuer,
+                "token_audience": config.token_audience,
             },
             "graph": {
                 "url": config.graph_url,
                 "token": creds.graph_token,
                 "control_url": f"{config.graph_root}/_emulator",
+                "tenant_id": config.graph_tenant_id,
+                "token_endpoint": config.token_endpoint,
             },
             "scim_apps": {
                 app: {"url": config.scim_url(app), "token": creds.scim_tokens[app]}

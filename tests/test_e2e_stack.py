@@ -17,6 +17,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from api.caller import TokenSettings, TokenVerifier
+from cli.api_session import load_session
+from cli.main import main as tenure
 from connection.temporal import TemporalSettings, connect
 from domain.birthright import birthright_for
 from domain.events import WorkerRecord, identity_workflow_id
@@ -359,6 +362,31 @@ async def test_intake_refuses_missing_tokens_and_bad_events(apis: Apis, temporal
     # Nothing of a bad batch is accepted: not even the good event's identity exists.
     assert await identity(temporal, "E7300") is None
     assert Counter(e["index"] for e in response.json()["errors"]).keys() == {1}
+
+
+async def test_login_gets_a_token_the_stacks_api_settings_accept(
+    stack: LaunchedStack, apis: Apis, temporal: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    joiner = hire("E7350", department="People")
+    assert (await apis.post_events([joiner])).status_code == 202
+    await wait_all_applied(temporal, [joiner])
+    monkeypatch.setenv("TENURE_HOME", str(stack.home))
+
+    assert await asyncio.to_thread(tenure, ["login", "--as", "E7350"]) == 0
+
+    session = load_session(stack.home)
+    assert session is not None and session.api_url == apis.info["api"]["url"]
+    # Verified as the API verifies: the issuer and audience the stack gives it, keys discovered.
+    settings = TokenSettings(
+        issuer=apis.info["api"]["token_issuer"], audience=apis.info["api"]["token_audience"]
+    )
+    verifier = TokenVerifier(settings)
+    try:
+        caller = await verifier.caller(f"Bearer {session.token}")
+    finally:
+        await verifier.aclose()
+    assert caller.employee_id == "E7350" and caller.roles == frozenset()
+    assert await asyncio.to_thread(tenure, ["logout"]) == 0
 
 
 # --- movers, leavers, replays ------------------------------------------------------------------

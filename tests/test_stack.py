@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from domain.events import HrEvent
-from stack.children import app_env_prefix, tenure_env
+from emulators.graph.tokens import DEFAULT_TENANT_ID
+from stack.children import app_env_prefix, graph_child, tenure_env
 from stack.config import StackConfig, StackConfigError
 from stack.credentials import credentials_path, load_or_create_credentials
 from stack.demo import CHANGES, ROSTER, demo_feed_path, ensure_demo_feed
@@ -28,7 +29,12 @@ PORT_VARS = (
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (*PORT_VARS, "TENURE_POLICY", "TENURE_NAMESPACE"):
+    for name in (
+        *PORT_VARS,
+        "TENURE_POLICY",
+        "TENURE_NAMESPACE",
+        "TENURE_GRAPH_EMULATOR_TENANT_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TENURE_HOME", str(tmp_path / "home"))
 
@@ -156,6 +162,24 @@ def test_worker_env_names_every_app() -> None:
     assert env["TENURE_SCIM_LEDGER_URL"] == config.scim_url("ledger")
     assert env["TENURE_SCIM_COLLAB_TOKEN"] == creds.scim_tokens["collab"]
     assert app_env_prefix("hr-portal") == "TENURE_SCIM_HR_PORTAL"
+
+
+def test_api_env_names_the_emulator_as_token_issuer() -> None:
+    config = StackConfig.from_env()
+    creds = load_or_create_credentials(config.home, config.apps)
+    env = tenure_env(config, creds)
+    graph_root = env["TENURE_GRAPH_URL"].removesuffix("/v1.0")
+    assert env["TENURE_API_TOKEN_ISSUER"] == f"{graph_root}/{DEFAULT_TENANT_ID}/v2.0"
+    assert env["TENURE_API_TOKEN_AUDIENCE"] == "api://tenure"
+    # The emulator is told its tenant, so its `iss` is what the API expects.
+    assert graph_child(config, creds).argv[-2:] == ["--tenant-id", DEFAULT_TENANT_ID]
+
+
+def test_emulator_tenant_id_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENURE_GRAPH_EMULATOR_TENANT_ID", "contoso-dev")
+    config = StackConfig.from_env()
+    assert config.token_issuer == f"{config.graph_root}/contoso-dev/v2.0"
+    assert config.token_endpoint == f"{config.graph_root}/contoso-dev/oauth2/v2.0/token"
 
 
 # --- demo roster ----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """`python -m emulators.graph --port 8710 --db .tenure/graph.db` (token from TENURE_GRAPH_EMULATOR_TOKEN)
 
 The token may also be given as `--token=T`; the environment keeps it out of process listings.
+The emulator is also the local token issuer (Entra-shaped discovery, JWKS and token endpoint under
+`/{tenant id}/`); `--tenant-id` or TENURE_GRAPH_EMULATOR_TENANT_ID changes the tenant id.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import uvicorn
 
 from emulators.graph.app import create_app
+from emulators.graph.tokens import DEFAULT_TENANT_ID
 
 
 def main() -> None:
@@ -23,11 +26,17 @@ def main() -> None:
         default=os.environ.get("TENURE_GRAPH_EMULATOR_TOKEN"),
         help="bearer token clients must present (default: $TENURE_GRAPH_EMULATOR_TOKEN)",
     )
+    parser.add_argument(
+        "--tenant-id",
+        default=os.environ.get("TENURE_GRAPH_EMULATOR_TENANT_ID") or DEFAULT_TENANT_ID,
+        help="tenant id in the token issuer's URLs and tokens "
+        f"(default: $TENURE_GRAPH_EMULATOR_TENANT_ID, else {DEFAULT_TENANT_ID})",
+    )
     args = parser.parse_args()
     if not args.token:
         parser.error("a bearer token is required: --token or TENURE_GRAPH_EMULATOR_TOKEN")
     uvicorn.run(
-        create_app(args.db, args.token),
+        create_app(args.db, args.token, args.tenant_id),
         host=args.host,
         port=args.port,
         log_level="warning",

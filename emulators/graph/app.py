@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -20,11 +21,20 @@ from emulators.graph.control import Faults, RequestLog
 from emulators.graph.errors import GraphError, bad_request, error_body
 from emulators.graph.resources import GraphResources
 from emulators.graph.store import Directory
+from emulators.graph.tokens import DEFAULT_TENANT_ID, OAuthError, TokenIssuer
 from emulators.graph.wire import Call, Reply
 
 API_PREFIX = "/v1.0"
 CONTROL_PREFIX = "/_emulator"
 MAX_BATCH = 20
+# Entra's token issuer endpoints, below the tenant: /{tenant}/...
+ISSUER_ROUTE = re.compile(
+    r"^/([^/]+)/(v2\.0/\.well-known/openid-configuration|discovery/v2\.0/keys|oauth2/v2\.0/token)/?$",
+    re.IGNORECASE,
+)
+TOKEN_ENDPOINT = "oauth2/v2.0/token"
+OPENID_CONFIGURATION = "v2.0/.well-known/openid-configuration"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 Scope = dict[str, Any]
 
@@ -44,9 +54,10 @@ def _json(raw: bytes) -> Any:
 
 
 class GraphEmulator:
-    def __init__(self, db_path: str | None, token: str) -> None:
+    def __init__(self, db_path: str | None, token: str, tenant_id: str = DEFAULT_TENANT_ID) -> None:
         self.directory = Directory(db_path)
         self.resources = GraphResources(self.directory)
+        self.tokens = TokenIssuer(self.directory, tenant_id)
         self.faults = Faults()
         self.log = RequestLog()
         self._token = token.encode()
@@ -72,10 +83,11 @@ class GraphEmulator:
         path = scope["path"]
         raw_query = scope["query_string"].decode("latin-1")
         client_request_id = headers.get("client-request-id")
+        # URLs the emulator hands out name the host the client used, as a real service's would.
+        root = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
 
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            host = headers.get("host", "localhost")
-            service_root = f"{scope.get('scheme', 'http')}://{host}{API_PREFIX}"
+            service_root = root + API_PREFIX
             reply = self._graph(
                 method, path[len(API_PREFIX) :], raw_query, raw_body, headers, service_root
             )
@@ -96,10 +108,14 @@ class GraphEmulator:
             )
         elif path.startswith(CONTROL_PREFIX + "/"):
             reply = self._guarded(headers, lambda: self._control(method, path, raw_query, raw_body))
+        elif (issuer_route := ISSUER_ROUTE.match(path)) is not None:
+            tenant, endpoint = issuer_route.groups()
+            reply = self._issuer(method, tenant, endpoint.lower(), headers, raw_body, root)
         else:
             reply = Reply(404, error_body("NotFound", f"No route for '{path}'.", None))
 
-        if isinstance(reply.body, dict) and "error" in reply.body:
+        # Graph errors carry the client's request id; OAuth errors ({"error": "..."}) have no room.
+        if isinstance(reply.body, dict) and isinstance(reply.body.get("error"), dict):
             reply.body["error"]["innerError"]["client-request-id"] = (
                 client_request_id or reply.body["error"]["innerError"]["client-request-id"]
             )
@@ -132,15 +148,18 @@ class GraphEmulator:
 
     # ---- Graph ---------------------------------------------------------------------------------
 
+    def _token_ok(self, authorization: str) -> bool:
+        scheme, _, presented = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode(), self._token
+        )
+
     def _guarded(self, headers: dict[str, str], action: Any) -> Reply:
         try:
             auth = headers.get("authorization", "")
             if not auth:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
-            scheme, _, presented = auth.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                presented.strip().encode(), self._token
-            ):
+            if not self._token_ok(auth):
                 raise GraphError(
                     401, "InvalidAuthenticationToken", "Access token validation failure."
                 )
@@ -232,6 +251,54 @@ class GraphEmulator:
             crid = sub_headers.get("client-request-id")
             return Reply(err.status, error_body(err.code, err.message, crid), dict(err.headers))
 
+    # ---- token issuer --------------------------------------------------------------------------
+
+    def _issuer(
+        self,
+        method: str,
+        tenant: str,
+        endpoint: str,
+        headers: dict[str, str],
+        raw_body: bytes,
+        root: str,
+    ) -> Reply:
+        """Discovery and keys are public, as Entra's are; the token endpoint needs the control token."""
+        try:
+            if tenant.lower() != self.tokens.tenant_id.lower():
+                raise OAuthError(
+                    400,
+                    "invalid_tenant",
+                    f"Tenant '{tenant}' not found: this emulator is tenant {self.tokens.tenant_id}.",
+                )
+            if endpoint == TOKEN_ENDPOINT:
+                if method != "POST":
+                    raise OAuthError(405, "invalid_request", "The token endpoint takes POST only.")
+                if not self._token_ok(headers.get("authorization", "")):
+                    raise OAuthError(
+                        401,
+                        "invalid_client",
+                        "The emulator's token endpoint mints tokens for anybody: authenticate "
+                        "with its control token ('Authorization: Bearer <emulator token>').",
+                    )
+                content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+                if content_type != FORM_CONTENT_TYPE:
+                    raise OAuthError(
+                        400, "invalid_request", f"The request body must be {FORM_CONTENT_TYPE}."
+                    )
+                form = dict(parse_qsl(raw_body.decode("utf-8", "replace"), keep_blank_values=True))
+                answer = self.tokens.token_response(form, root)
+                return Reply(200, answer, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+            if method != "GET":
+                raise OAuthError(405, "invalid_request", "Only GET is allowed here.")
+            if endpoint == OPENID_CONFIGURATION:
+                return Reply(200, self.tokens.openid_configuration(root))
+            return Reply(200, self.tokens.jwks())
+        except OAuthError as err:
+            out = {"Cache-Control": "no-store"}
+            if err.status == 401:
+                out["WWW-Authenticate"] = 'Bearer realm="tenure-graph-emulator"'
+            return Reply(err.status, err.body(), out)
+
     # ---- control surface -----------------------------------------------------------------------
 
     def _control(self, method: str, path: str, raw_query: str, raw_body: bytes) -> Reply:
@@ -275,6 +342,13 @@ class GraphEmulator:
                 return Reply(204)
         if route == "/seed" and method == "POST":
             return Reply(200, self._seed(_json(raw_body) or {}))
+        if route == "/app-roles" and method == "GET":
+            return Reply(200, {"value": self.tokens.role_assignments()})
+        if route.startswith("/app-roles/") and method == "PUT":
+            employee_id = route[len("/app-roles/") :]
+            return Reply(200, self.tokens.assign_roles(employee_id, _json(raw_body)))
+        if route == "/signing-keys" and method == "POST":
+            return Reply(201, {"kid": self.tokens.rotate_key()})
         return Reply(404, error_body("NotFound", f"No control route '{method} {path}'.", None))
 
     def _seed(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -314,6 +388,8 @@ class GraphEmulator:
         return {"groups": group_ids, "users": user_ids}
 
 
-def create_app(db_path: str | None, token: str) -> GraphEmulator:
+def create_app(
+    db_path: str | None, token: str, tenant_id: str = DEFAULT_TENANT_ID
+) -> GraphEmulator:
     """The emulator as an ASGI app; `db_path=None` keeps the directory in memory only."""
-    return GraphEmulator(db_path, token)
+    return GraphEmulator(db_path, token, tenant_id)

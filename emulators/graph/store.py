@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE TABLE IF NOT EXISTS managers (user_id TEXT PRIMARY KEY, manager_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS taps (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, kid TEXT NOT NULL UNIQUE, private_pem TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS app_roles (employee_id TEXT PRIMARY KEY, roles TEXT NOT NULL);
 """
 
 
@@ -110,6 +113,7 @@ class Directory:
         self.managers: dict[str, str] = {}  # user id -> manager id
         self.taps: dict[str, dict[str, Any]] = {}  # method id -> method (no secret)
         self._tap_of_user: dict[str, str] = {}  # Graph keeps at most one pass per user
+        self.app_roles: dict[str, list[str]] = {}  # employee id -> Tenure app roles
         self.user_index = _Index(USER_INDEXED)
         self.group_index = _Index(GROUP_INDEXED)
         self._load()
@@ -134,6 +138,10 @@ class Directory:
             tap = json.loads(data)
             self.taps[tap["id"]] = tap
             self._tap_of_user[tap["userId"]] = tap["id"]
+        for employee_id, roles in self._db.execute(
+            "SELECT employee_id, roles FROM app_roles ORDER BY rowid"
+        ):
+            self.app_roles[employee_id] = json.loads(roles)
 
     # ---- users ---------------------------------------------------------------------------------
 
@@ -276,3 +284,31 @@ class Directory:
     def clear_outbox(self) -> None:
         with self._db:
             self._db.execute("DELETE FROM outbox")
+
+    # ---- token issuer: signing keys and app role assignments -----------------------------------
+
+    def signing_keys(self) -> list[tuple[str, str]]:
+        """(kid, private key PEM) of every signing key, oldest first."""
+        return list(self._db.execute("SELECT kid, private_pem FROM signing_keys ORDER BY seq"))
+
+    def add_signing_key(self, kid: str, private_pem: str) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO signing_keys (kid, private_pem) VALUES (?, ?)", (kid, private_pem)
+            )
+
+    def set_app_roles(self, employee_id: str, roles: list[str]) -> None:
+        """Replace the person's app roles; an empty list removes the assignment."""
+        with self._db:
+            if roles:
+                self._db.execute(
+                    "INSERT INTO app_roles (employee_id, roles) VALUES (?, ?) "
+                    "ON CONFLICT(employee_id) DO UPDATE SET roles = excluded.roles",
+                    (employee_id, json.dumps(roles)),
+                )
+            else:
+                self._db.execute("DELETE FROM app_roles WHERE employee_id = ?", (employee_id,))
+        if roles:
+            self.app_roles[employee_id] = list(roles)
+        else:
+            self.app_roles.pop(employee_id, None)
