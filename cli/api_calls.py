@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from cli.api_session import authorized_client
+from cli.api_session import NotLoggedInError, authorized_client
 from stack.stack_file import tenure_home
 
 
@@ -29,7 +29,10 @@ def open_client() -> httpx.Client:
 
 @contextmanager
 def api_client() -> Iterator[httpx.Client]:
-    client = open_client()
+    try:
+        client = open_client()
+    except NotLoggedInError as err:
+        raise ApiError(str(err)) from err
     try:
         yield client
     finally:

@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
+from api.caller import ADMIN_ROLE, AUDITOR_ROLE
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore
 from domain.access_request import (
@@ -35,34 +36,19 @@ from domain.audit import AccessChange
 from domain.policy_file import DEFAULT_POLICY_PATH, PolicyFileError
 from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
 from tests.support.temporal_dev import temporal_dev_server
+from tests.support.token_issuer import Issuer, token_issuer
 
 REQUESTER = "E1001"
 REPORT = "E1002"
 STRANGER = "E3333"
 ADMIN = "E0001"
 AUDITOR = "E0500"
+# Their own requests and approvals only, so the store's lists hold what one test recorded.
+LISTER, LIST_APPROVER = "E1101", "E1102"
+PEOPLE = (REQUESTER, REPORT, STRANGER, ADMIN, AUDITOR, FAKE_APPROVER, LISTER, LIST_APPROVER)
+ROLES = {ADMIN: [ADMIN_ROLE], AUDITOR: [AUDITOR_ROLE]}
 REQUESTS = "/v1/access/requests"
 PROBLEM = "application/problem+json"
-
-
-# ---- STUB issuer (until the tokens branch lands) ----
-from contextlib import asynccontextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from api.caller import TokenSettings  # noqa: E402
-
-
-@dataclass
-class Issuer:
-    settings: TokenSettings
-
-    async def token(self, employee_id: str, *, roles: Any = (), audience: str | None = None) -> str:
-        return f"stub|{employee_id}|{','.join(roles)}|{audience or self.settings.audience}"
-
-
-@asynccontextmanager
-async def token_issuer() -> AsyncIterator[Issuer]:
-    yield Issuer(TokenSettings(issuer="stub"))
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
@@ -94,7 +80,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> AccessRecordStore:
 
 @pytest.fixture(scope="module")
 async def issuer() -> AsyncIterator[Issuer]:
-    async with token_issuer() as tokens:
+    async with token_issuer(PEOPLE, ROLES) as tokens:
         yield tokens
 
 
@@ -120,8 +106,8 @@ def _http(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tenure.test")
 
 
-async def auth(issuer: Issuer, employee_id: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await issuer.token(employee_id, roles=roles)}"}
+async def auth(issuer: Issuer, employee_id: str) -> dict[str, str]:
+    return await issuer.auth(employee_id)
 
 
 def payables(**extra: Any) -> dict[str, Any]:
@@ -372,7 +358,7 @@ async def test_revoke_by_a_non_admin_is_403(
     revoked = await api.post(
         f"{REQUESTS}/{request_id}/revoke",
         json={"reason": "left the team"},
-        headers=await auth(issuer, ADMIN, "Tenure.Admin"),
+        headers=await auth(issuer, ADMIN),
     )
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["status"] == "revoked"
@@ -422,8 +408,8 @@ async def test_a_request_is_visible_only_to_those_involved(
     for reader in (
         await auth(issuer, REQUESTER),
         await auth(issuer, FAKE_APPROVER),
-        await auth(issuer, ADMIN, "Tenure.Admin"),
-        await auth(issuer, AUDITOR, "Tenure.Auditor"),
+        await auth(issuer, ADMIN),
+        await auth(issuer, AUDITOR),
     ):
         response = await api.get(path, headers=reader)
         assert response.status_code == 200, response.text
@@ -439,9 +425,7 @@ async def test_a_request_is_visible_only_to_those_involved(
     problem(missing, 404)
     # Other workflows are not reachable through these endpoints.
     problem(
-        await api.get(
-            f"{REQUESTS}/identity-{REQUESTER}", headers=await auth(issuer, ADMIN, "Tenure.Admin")
-        ),
+        await api.get(f"{REQUESTS}/identity-{REQUESTER}", headers=await auth(issuer, ADMIN)),
         404,
     )
 
@@ -475,7 +459,7 @@ def recorded_view(request_id: str, *, beneficiary: str, approvers: list[str]) ->
 async def test_lists_come_from_the_store(
     api: httpx.AsyncClient, issuer: Issuer, store: AccessRecordStore
 ) -> None:
-    person, approver = f"E{uuid.uuid4().hex[:6]}", f"E{uuid.uuid4().hex[:6]}"
+    person, approver = LISTER, LIST_APPROVER
     view = recorded_view(
         f"access-request-{person}-accounts-payable-1", beneficiary=person, approvers=[approver]
     )
@@ -512,7 +496,7 @@ async def test_lists_come_from_the_store(
 async def test_audit_export(
     api: httpx.AsyncClient, issuer: Issuer, store: AccessRecordStore
 ) -> None:
-    person = f"E{uuid.uuid4().hex[:6]}"
+    person = "E1201"  # nobody else's changes are recorded for them
     changes = [
         AccessChange(
             change_id=f"{person}:{i}",
@@ -532,7 +516,7 @@ async def test_audit_export(
     assert "Tenure.Auditor" in problem(refused, 403)["detail"]
 
     exported = await api.get(
-        path, params={"employee_id": person}, headers=await auth(issuer, AUDITOR, "Tenure.Auditor")
+        path, params={"employee_id": person}, headers=await auth(issuer, AUDITOR)
     )
     assert exported.status_code == 200, exported.text
     assert exported.headers["content-type"].startswith("application/x-ndjson")
@@ -542,7 +526,7 @@ async def test_audit_export(
     later = await api.get(
         path,
         params={"employee_id": person, "since": "2026-11-02T00:00:00Z"},
-        headers=await auth(issuer, ADMIN, "Tenure.Admin"),
+        headers=await auth(issuer, ADMIN),
     )
     assert [json.loads(line)["change_id"] for line in later.text.splitlines()] == [f"{person}:1"]
 

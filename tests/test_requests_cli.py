@@ -1,11 +1,14 @@
-"""`tenure requests` and `tenure audit export`: rendering a request's story, and round trips with the
-API (an httpx MockTransport standing in for it)."""
+"""`tenure requests` and `tenure audit export`: rendering a request's story, round trips with an
+httpx MockTransport standing in for the API, and one through a running API as logged-in people."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-from collections.abc import Callable
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,19 @@ from typing import Any
 import httpx
 import pytest
 from rich.console import Console
+from temporalio.worker import Worker
 
+from api.app import create_app
+from api.settings import ApiSettings
 from cli import api_calls
+from cli.api_session import Session, save_session
 from cli.main import main
 from cli.requests_cmd import render_request
 from domain.access_request import RequestStatus, RequestView, StageView, StoryEntry
+from tests.support.asgi_server import serving
+from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
+from tests.support.temporal_dev import temporal_dev_server
+from tests.support.token_issuer import Issuer, token_issuer
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 REQUEST_ID = "access-request-E1002-production-db-read-3f2a9c1b0d"
@@ -391,3 +402,79 @@ def test_audit_export_refused_leaves_no_file(
     assert main(["audit", "export", "-o", str(target)]) == 1
     assert not target.exists() and not list(tmp_path.iterdir())
     assert "Tenure.Auditor" in capsys.readouterr().err
+
+
+def test_not_logged_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
+    monkeypatch.setenv("TENURE_HOME", str(tmp_path))
+    assert main(["requests", "approvals"]) == 1
+    assert capsys.readouterr().err == (
+        "tenure: not logged in: run `tenure login --as <employee id>`\n"
+    )
+
+
+# ---- through a running API -----------------------------------------------------------------------
+
+REQUESTER, STRANGER = "E1001", "E3333"
+
+
+@pytest.fixture(scope="module")
+async def live_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, Issuer]]:
+    """The API served over HTTP, with a real token issuer and the stand-in request workflow."""
+    queue = f"requests-cli-{uuid.uuid4().hex[:8]}"
+    async with (
+        temporal_dev_server() as temporal,
+        Worker(temporal.client, task_queue=queue, workflows=[FakeAccessRequestWorkflow]),
+        token_issuer([REQUESTER, STRANGER, FAKE_APPROVER]) as issuer,
+    ):
+        settings = ApiSettings(
+            intake_token="intake",
+            task_queue=queue,
+            tokens=issuer.settings,
+            access_record_db=tmp_path_factory.mktemp("record") / "access-record.db",
+        )
+        async with serving(create_app(settings, client=temporal.client)) as url:
+            yield url, issuer
+
+
+async def tenure_as(live: tuple[str, Issuer], home: Path, employee_id: str, *argv: str) -> int:
+    """Run `tenure ...` as if `tenure login --as employee_id` had been run (in a thread: the API
+    and the issuer serve from this event loop)."""
+    url, issuer = live
+    session = Session(
+        api_url=url,
+        token=await issuer.token(employee_id),
+        employee_id=employee_id,
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+    )
+    save_session(session, home)
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_round_trip_through_the_running_api(
+    live_api: tuple[str, Issuer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TENURE_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+
+    new = ("requests", "new", "accounts-payable", "-j", "month-end close")
+    assert await tenure_as(live_api, tmp_path, REQUESTER, *new) == 0
+    [request_id] = re.findall(r"access-request-\S+", capsys.readouterr().out)[:1]
+
+    deny = ("requests", "deny", request_id, "--comment", "not mine to say")
+    assert await tenure_as(live_api, tmp_path, STRANGER, *deny) == 1
+    assert capsys.readouterr().err == (
+        f"tenure: {STRANGER} is not an approver of stage 'manager'\n"
+    )
+
+    approve = ("requests", "approve", request_id, "--comment", "ok")
+    assert await tenure_as(live_api, tmp_path, FAKE_APPROVER, *approve) == 0
+    assert "request granted (granted)" in capsys.readouterr().out
+
+    assert await tenure_as(live_api, tmp_path, REQUESTER, "requests", "show", request_id) == 0
+    shown = capsys.readouterr().out
+    assert "granted" in shown
+    assert "Refused attempt" in shown and STRANGER in shown
+    assert f"{FAKE_APPROVER}" in shown and "comment: ok" in shown
