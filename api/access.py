@@ -75,8 +75,10 @@ AUDIT_PREFIX = "/v1/audit"
 REQUEST_ID_PREFIX = "access-request-"
 NDJSON = "application/x-ndjson"
 
-# A query waits for a worker to answer; without one it would hang until the RPC deadline.
+# A query or an update waits for a worker to answer; the client would wait for an update forever
+# (it retries until the update is accepted). Past these, the caller gets a 503 to retry later.
 QUERY_TIMEOUT = timedelta(seconds=10)
+UPDATE_TIMEOUT = timedelta(seconds=30)
 # Lines read from the record store per hop to its thread during an export.
 EXPORT_CHUNK = 500
 
@@ -96,6 +98,8 @@ class AccessServices:
     # None: not configured; the endpoints that need it answer 503 saying what to set.
     verifier: TokenVerifier | None
     store: AccessRecordStore | None
+    query_timeout: timedelta = QUERY_TIMEOUT
+    update_timeout: timedelta = UPDATE_TIMEOUT
 
     @classmethod
     def from_settings(cls, settings: ApiSettings, policy: Policy | None = None) -> AccessServices:
@@ -339,6 +343,13 @@ async def submit_request(
         requested_end=body.requested_end,
         submitted_at=submitted_at,
     )
+    if idempotency_key:
+        # Temporal forgets a closed run after its retention; the record keeps it, and the key with it.
+        recorded = await _stored_view(services, request_id)
+        if recorded is not None and recorded.status.final:
+            return SubmittedRequest(
+                request_id=request_id, status=recorded.status, links=_links(request_id)
+            )
     client = _temporal(request)
     try:
         await client.start_workflow(
@@ -346,8 +357,8 @@ async def submit_request(
             workflow_input,
             id=request_id,
             task_queue=services.task_queue,
-            # A repeated key while the request runs: that request. Once it closed: refused here,
-            # and answered below with that same request.
+            # A repeated key while the request runs: that request. Once it closed (and the record
+            # has not caught up): refused here, and answered below with that same request.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
@@ -477,7 +488,9 @@ async def _find_view(
         return view
     try:
         return await client.get_workflow_handle(request_id).query(
-            AccessRequestContract.QUERY_DETAILS, result_type=RequestView, rpc_timeout=QUERY_TIMEOUT
+            AccessRequestContract.QUERY_DETAILS,
+            result_type=RequestView,
+            rpc_timeout=services.query_timeout,
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -596,7 +609,8 @@ async def _act(
         raise _not_found(request_id)
     handle = _temporal(request).get_workflow_handle(request_id)
     try:
-        return await handle.execute_update(update_name, update, result_type=UpdateAnswer)
+        async with asyncio.timeout(_services(request).update_timeout.total_seconds()):
+            return await handle.execute_update(update_name, update, result_type=UpdateAnswer)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if not isinstance(cause, ApplicationError):
@@ -627,7 +641,16 @@ async def _act(
                 ) from err
             raise _not_found(request_id) from err
         raise _temporal_unavailable(str(err)) from err
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, RuntimeError) as err:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        log.warning("request %s did not take %s in time", request_id, update_name)
+        raise ProblemException(
+            503,
+            "Request did not answer",
+            f"Request {request_id} did not take the {update_name} in time (is the worker running?). "
+            "It may still take it: read the request before trying again.",
+            headers={"Retry-After": "5"},
+        ) from err
+    except RuntimeError as err:
         raise _temporal_unavailable(str(err)) from err
 
 

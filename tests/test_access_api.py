@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -31,6 +32,7 @@ from domain.access_request import (
     RequestView,
     StageView,
     StoryEntry,
+    request_workflow_id,
 )
 from domain.audit import AccessChange
 from domain.policy_file import DEFAULT_POLICY_PATH, PolicyFileError
@@ -262,6 +264,26 @@ async def test_same_idempotency_key_is_one_request(
     assert again.json()["status"] == "denied"
 
 
+async def test_a_key_outlives_temporals_retention(
+    api: httpx.AsyncClient, issuer: Issuer, store: AccessRecordStore, temporal: WorkflowEnvironment
+) -> None:
+    # The record knows the closed request this key named; Temporal no longer does.
+    key = f"key-{uuid.uuid4()}"
+    request_id = request_workflow_id(REPORT, "accounts-payable", f"{REPORT}:{key}")
+    closed = recorded_view(request_id, beneficiary=REPORT, approvers=[FAKE_APPROVER])
+    store.record_request(closed.model_copy(update={"status": RequestStatus.EXPIRED}))
+
+    again = await api.post(
+        REQUESTS, json=payables(), headers={**await auth(issuer, REPORT), "Idempotency-Key": key}
+    )
+
+    assert again.status_code == 202, again.text
+    assert again.json()["request_id"] == request_id
+    assert again.json()["status"] == "expired"
+    with pytest.raises(RPCError):  # no new run was started for it
+        await temporal.client.get_workflow_handle(request_id).describe()
+
+
 # ---- deciding ----------------------------------------------------------------------------------
 
 
@@ -393,6 +415,31 @@ async def test_extension_and_cancel(api: httpx.AsyncClient, issuer: Issuer) -> N
     cancelled = await api.post(f"{REQUESTS}/{other}/cancel", headers=mine)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
+
+
+async def test_a_request_whose_worker_is_down_is_503_not_a_hang(
+    temporal: WorkflowEnvironment, issuer: Issuer
+) -> None:
+    # Started on a queue no worker polls: neither the update nor the query can be answered.
+    settings = ApiSettings(
+        intake_token="intake", task_queue=f"nobody-{uuid.uuid4().hex[:8]}", tokens=issuer.settings
+    )
+    app = create_app(settings, client=temporal.client)
+    app.state.access.update_timeout = timedelta(seconds=1)
+    app.state.access.query_timeout = timedelta(seconds=1)
+    async with _http(app) as http:
+        request_id = await submit(http, await auth(issuer, REQUESTER))
+        decision = await http.post(
+            f"{REQUESTS}/{request_id}/decision",
+            json={"decision": "approve"},
+            headers=await auth(issuer, FAKE_APPROVER),
+        )
+        assert "is the worker running?" in problem(decision, 503)["detail"]
+        assert decision.headers["retry-after"] == "5"
+        problem(
+            await http.get(f"{REQUESTS}/{request_id}", headers=await auth(issuer, REQUESTER)), 503
+        )
+    await temporal.client.get_workflow_handle(request_id).terminate("test over")
 
 
 # ---- reading -----------------------------------------------------------------------------------
