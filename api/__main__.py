@@ -10,6 +10,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import ApiSettings, SettingsError
+from domain.policy_file import PolicyFileError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tenure api: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        # The policy file is read once, here: a bad one stops the API before it serves anything.
+        app = create_app(settings)
+    except PolicyFileError as err:
+        print(f"tenure api: {err}", file=sys.stderr)
+        return 2
     # lifespan="on": a Temporal that cannot be reached fails startup loudly instead of serving 503s.
-    app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
     return 0
 

@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from api import problems
+from api.access import AccessServices, audit_router
+from api.access import router as access_router
 from api.auth import require_intake_token
 from api.intake import (
     EventBatch,
@@ -30,7 +32,9 @@ from api.intake import (
 )
 from api.settings import ApiSettings
 from connection.temporal import connect, temporal_is_healthy
+from domain.audit import AccessChange
 from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
+from domain.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +80,15 @@ _EXAMPLES = {
 }
 
 
-def create_app(settings: ApiSettings, client: Client | None = None) -> FastAPI:
-    """The API. Pass `client` to share one (tests); otherwise it connects at startup."""
+def create_app(
+    settings: ApiSettings, client: Client | None = None, *, policy: Policy | None = None
+) -> FastAPI:
+    """The API. Pass `client` to share one (tests); otherwise it connects at startup.
+
+    The policy file (`settings.policy_path`, unless `policy` is given) is loaded here, once: a bad
+    file raises `PolicyFileError` naming the file, the place in it and the reason.
+    """
+    access = AccessServices.from_settings(settings, policy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,17 +103,21 @@ def create_app(settings: ApiSettings, client: Client | None = None) -> FastAPI:
                     f"(namespace {settings.temporal.namespace}): {err}"
                 ) from err
             log.info("connected to Temporal at %s", settings.temporal.address)
-        yield
+        try:
+            yield
+        finally:
+            await access.aclose()
 
     app = FastAPI(
         title="Tenure API",
         version="1.0",
-        summary="HR events in, identity lifecycle workflows out.",
+        summary="HR events in, identity lifecycle workflows and access requests out.",
         lifespan=lifespan,
     )
     if client is not None:
         # Set now as well: test transports (httpx.ASGITransport) do not run the lifespan.
         app.state.temporal = client
+    app.state.access = access
     _install_error_handlers(app)
     _install_request_id(app)
 
@@ -158,6 +173,8 @@ def create_app(settings: ApiSettings, client: Client | None = None) -> FastAPI:
             return JSONResponse({"status": "ok", "temporal": "ok"})
         return JSONResponse({"status": "unavailable", "temporal": "unreachable"}, status_code=503)
 
+    app.include_router(access_router)
+    app.include_router(audit_router)
     _document_body_models(app)
     return app
 
@@ -188,11 +205,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg"))}
-            for e in exc.errors()
-        ]
-        return problems.problem_response(422, "Invalid request", "See errors.", errors=errors)
+        errors = [_validation_error(e) for e in exc.errors()]
+        listed = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        return problems.problem_response(
+            422, "Invalid request", f"Invalid request: {listed}{more}", errors=errors
+        )
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
@@ -207,6 +225,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problems.problem_response(
             exc.status_code, _reason(exc.status_code), str(exc.detail), headers=exc.headers
         )
+
+
+def _validation_error(error: Any) -> dict[str, str]:
+    """`{field, message}` of one FastAPI validation error: body fields by their path in the body
+    (`answers.ticket`, `events[2].type`), other inputs as `query.status`, `header.idempotency-key`."""
+    where, *path = error.get("loc", ()) or ("body",)
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        cause = (error.get("ctx") or {}).get("error", "")
+        return {"field": "(body)", "message": f"not valid JSON: {cause}".rstrip(": ")}
+    if where != "body":
+        return {"field": ".".join(str(p) for p in (where, *path)), "message": message}
+    field = ""
+    for part in path:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return {"field": field or "(body)", "message": message}
 
 
 def _reason(status: int) -> str:
@@ -230,7 +264,9 @@ def _install_request_id(app: FastAPI) -> None:
 
 
 # Models that only the hand-written parts of the OpenAPI document refer to.
-_DOCUMENTED_MODELS: TypeAdapter[Any] = TypeAdapter(HrEvent | EventBatch | problems.Problem)
+_DOCUMENTED_MODELS: TypeAdapter[Any] = TypeAdapter(
+    HrEvent | EventBatch | problems.Problem | AccessChange
+)
 
 
 def _body_schema_ref() -> dict[str, Any]:

@@ -75,18 +75,26 @@ def from_exception(exc: ProblemException) -> JSONResponse:
     )
 
 
-def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries so /docs shows the problem shape for each error status."""
-    descriptions = {
-        401: "Missing or wrong intake token",
-        413: "Body too large",
-        422: "Invalid body; nothing of the batch was accepted",
-        503: "Temporal unreachable; retry the whole batch",
-    }
+_INTAKE_DESCRIPTIONS = {
+    401: "Missing or wrong intake token",
+    413: "Body too large",
+    422: "Invalid body; nothing of the batch was accepted",
+    503: "Temporal unreachable; retry the whole batch",
+}
+
+
+def openapi_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries so /docs shows the problem shape for each error status.
+
+    `descriptions` says what each status means for this operation (the HR intake's by default).
+    """
+    meaning = _INTAKE_DESCRIPTIONS if descriptions is None else descriptions
     return {
         status: {
             # Schema by reference only: `model=` would also advertise application/json.
-            "description": descriptions.get(status, "Error"),
+            "description": meaning.get(status, "Error"),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses

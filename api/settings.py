@@ -10,6 +10,7 @@ from pathlib import Path
 from api.caller import TokenSettings
 from connection.temporal import TemporalSettings, TemporalSettingsError
 from domain.identity import IdentityContract
+from domain.policy_file import DEFAULT_POLICY_PATH, policy_path_from_env
 
 
 class SettingsError(ValueError):
@@ -24,6 +25,11 @@ class ApiSettings:
     task_queue: str = IdentityContract.TASK_QUEUE
     # Bearer JWTs of people (TENURE_API_TOKEN_*); None when no token issuer is configured.
     tokens: TokenSettings | None = None
+    # The policy file (TENURE_POLICY): the access API validates requests against its packages.
+    policy_path: Path = DEFAULT_POLICY_PATH
+    # The access record database the worker writes (TENURE_ACCESS_RECORD_DB); without it the
+    # access endpoints that read records answer 503.
+    access_record_db: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -41,7 +47,14 @@ class ApiSettings:
             temporal=temporal,
             task_queue=env.get("TENURE_TASK_QUEUE") or cls.task_queue,
             tokens=tokens,
+            policy_path=policy_path_from_env(env),
+            access_record_db=_optional_path(env, "TENURE_ACCESS_RECORD_DB"),
         )
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
 
 
 def _intake_token(env: Mapping[str, str]) -> str:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import hr_cmd, identity_cmd, login_cmd, stack_cmd
+from cli import audit_cmd, hr_cmd, identity_cmd, login_cmd, requests_cmd, stack_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     hr_cmd.register(groups)
     identity_cmd.register(groups)
     login_cmd.register(groups)
+    requests_cmd.register(groups)
+    audit_cmd.register(groups)
     return parser
 
 

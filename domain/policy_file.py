@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -45,5 +46,6 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise PolicyFileError("invalid policy\n  " + "\n  ".join(lines)) from None
 
 
-def policy_path_from_env() -> Path:
-    return Path(os.environ.get("TENURE_POLICY", DEFAULT_POLICY_PATH))
+def policy_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("TENURE_POLICY") or DEFAULT_POLICY_PATH)

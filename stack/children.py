@@ -59,6 +59,8 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
         # The API verifies people's bearer tokens against the emulator's keys, as it would Entra's.
         "TENURE_API_TOKEN_ISSUER": config.token_issuer,
         "TENURE_API_TOKEN_AUDIENCE": config.token_audience,
+        # The access record: the worker writes requests and access changes, the API reads them.
+        "TENURE_ACCESS_RECORD_DB": str(config.home / "access-record.db"),
     }
     for app in config.apps:
         prefix = app_env_prefix(app)

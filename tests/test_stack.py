@@ -162,6 +162,8 @@ def test_worker_env_names_every_app() -> None:
     assert env["TENURE_SCIM_LEDGER_URL"] == config.scim_url("ledger")
     assert env["TENURE_SCIM_COLLAB_TOKEN"] == creds.scim_tokens["collab"]
     assert app_env_prefix("hr-portal") == "TENURE_SCIM_HR_PORTAL"
+    # One access record for the worker (which writes it) and the API (which reads it).
+    assert env["TENURE_ACCESS_RECORD_DB"] == str(config.home / "access-record.db")
 
 
 def test_api_env_names_the_emulator_as_token_issuer() -> None:
