@@ -54,13 +54,11 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
         "TENURE_INTAKE_TOKEN": creds.intake_token,
         "TENURE_GRAPH_URL": config.graph_url,
         "TENURE_GRAPH_TOKEN": creds.graph_token,
-        # Access requests' record: written by the worker, read by the API.
+        # The access record: the worker writes requests and access changes, the API reads them.
         "TENURE_ACCESS_RECORD_DB": str(config.home / "access-record.db"),
         # The API verifies people's bearer tokens against the emulator's keys, as it would Entra's.
         "TENURE_API_TOKEN_ISSUER": config.token_issuer,
         "TENURE_API_TOKEN_AUDIENCE": config.token_audience,
-        # The access record: the worker writes requests and access changes, the API reads them.
-        "TENURE_ACCESS_RECORD_DB": str(config.home / "access-record.db"),
     }
     for app in config.apps:
         prefix = app_env_prefix(app)
