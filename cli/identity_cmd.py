@@ -87,6 +87,14 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
     for item in state.access:
         access.add_row(item.kind, item.target, ", ".join(item.roles) or "-", item.rule)
     console.print(access if state.access else "  Access held: none")
+    if state.packages:
+        packages = Table(title="Access packages (requested)")
+        for col in ("package", "status", "until (UTC)", "request"):
+            packages.add_column(col)
+        for held in state.packages:
+            until = f"{held.until:%Y-%m-%d %H:%M}" if held.until else "-"
+            packages.add_row(held.package_id, held.status, until, held.request_id)
+        console.print(packages)
 
     scheduled = list(state.scheduled)
     if progress:

@@ -1,0 +1,48 @@
+"""`tenure identity show`: what an operator reads about one person."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+
+from cli.identity_cmd import _render
+from domain.events import WorkerRecord
+from domain.identity import AccessItem, HeldPackage, IdentityState, LifecycleStage
+
+
+def _shown(state: IdentityState) -> str:
+    console = Console(record=True, width=160)
+    _render(console, state, None)
+    return console.export_text()
+
+
+def test_show_lists_birthright_and_requested_packages() -> None:
+    state = IdentityState(
+        employee_id="E0008",
+        stage=LifecycleStage.ACTIVE,
+        worker=WorkerRecord(employee_id="E0008", given_name="Tomás", family_name="García"),
+        access=[AccessItem(kind="graph_group", target="Finance", rule="finance")],
+        packages=[
+            HeldPackage(
+                request_id="access-request-E0008-accounts-payable-1",
+                package_id="accounts-payable",
+                status="granted",
+                until=datetime(2027, 5, 27, 9, 0, tzinfo=UTC),
+            ),
+            HeldPackage(
+                request_id="access-request-E0008-production-db-read-2",
+                package_id="production-db-read",
+                status="pending",
+            ),
+        ],
+    )
+    text = _shown(state)
+    assert "Finance" in text and "finance" in text
+    assert "accounts-payable" in text and "granted" in text and "2027-05-27 09:00" in text
+    assert "production-db-read" in text and "pending" in text
+
+
+def test_show_without_packages_has_no_package_table() -> None:
+    text = _shown(IdentityState(employee_id="E1", stage=LifecycleStage.ACTIVE))
+    assert "Access packages" not in text
