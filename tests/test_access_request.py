@@ -20,12 +20,14 @@ from temporalio.testing import WorkflowEnvironment
 from domain.access_request import (
     AccessRequestContract,
     Actor,
+    CancelInput,
     Decision,
     ExtendInput,
     Refusal,
     RefusedAttempt,
     RequestStatus,
     RequestView,
+    RevokeInput,
     UpdateAnswer,
 )
 from domain.identity import IdentityState
@@ -46,7 +48,7 @@ DAY = timedelta(days=1)
 # M0 runs the company; M1 manages the requesters E1..; the rest are approvers named by the policy.
 TOP = ["M0"]
 PEERS = ["M1", "A1", "Q1", "Q2", "Q3", "ALT1", "OWNER", "ADMIN"]
-REQUESTERS = [f"E{i}" for i in range(1, 15)]
+REQUESTERS = [f"E{i}" for i in range(1, 17)]
 
 
 @pytest.fixture(scope="module")
@@ -384,3 +386,53 @@ async def test_a_move_keeps_what_a_package_also_grants(org: AccessHarness) -> No
     assert not any(a.target == "Ledger Readers" for a in moved.access)  # birthright gone
     assert ("Ledger Readers", "E14") in org.directory.memberships  # the package keeps it
     assert (await view(handle)).status is RequestStatus.GRANTED
+
+
+async def test_requester_cancels_a_pending_request(org: AccessHarness) -> None:
+    handle = await org.request("quorum", "E15")
+    await until_waiting(handle, 0)
+    # Only the requester, the person it is for or an administrator may cancel.
+    with pytest.raises(WorkflowUpdateFailedError) as stranger:
+        await handle.execute_update(
+            AccessRequestContract.UPDATE_CANCEL,
+            CancelInput(actor=Actor(employee_id="Q1"), reason="not mine"),
+            result_type=UpdateAnswer,
+        )
+    assert isinstance(stranger.value.cause, ApplicationError)
+    assert stranger.value.cause.type == Refusal.NOT_ALLOWED
+
+    await handle.execute_update(
+        AccessRequestContract.UPDATE_CANCEL,
+        CancelInput(actor=Actor(employee_id="E15"), reason="no longer needed"),
+        result_type=UpdateAnswer,
+    )
+    cancelled = await until_status(handle, RequestStatus.CANCELLED)
+    assert _kinds(cancelled, "cancelled")[0].actor == "E15"
+    assert ("Quorum Data", "E15") not in org.directory.memberships
+    # Approvers can no longer decide, and the identity no longer counts it as pending.
+    assert (await _refusal(org, handle, "Q1")).type == Refusal.CLOSED
+    identity = await details(org.identities["E15"])
+    assert all(h.request_id != handle.id for h in identity.packages)
+
+
+async def test_only_an_administrator_revokes_a_grant(org: AccessHarness) -> None:
+    handle = await org.request("payables", "E16")
+    await until_status(handle, RequestStatus.GRANTED)
+
+    async def revoke(who: str, admin: bool = False) -> UpdateAnswer:
+        return await handle.execute_update(
+            AccessRequestContract.UPDATE_REVOKE,
+            RevokeInput(actor=Actor(employee_id=who, is_admin=admin), reason="audit finding"),
+            result_type=UpdateAnswer,
+        )
+
+    with pytest.raises(WorkflowUpdateFailedError) as holder:
+        await revoke("E16")
+    assert isinstance(holder.value.cause, ApplicationError)
+    assert holder.value.cause.type == Refusal.NOT_ALLOWED
+    # ADMIN is an administrator by policy; a token's admin role would do as well.
+    await revoke("ADMIN")
+    revoked = await until_status(handle, RequestStatus.REVOKED)
+    assert ("Payables", "E16") not in org.directory.memberships
+    assert _kinds(revoked, "revoked")[0].actor == "ADMIN"
+    assert "revoked by ADMIN" in _kinds(revoked, "removed")[0].text

@@ -609,14 +609,18 @@ class AccessRequestWorkflow(ChainHost):
             )
 
     async def _tell_identity(self, status: str) -> None:
-        await workflow.get_external_workflow_handle(
-            identity_workflow_id(self._in.beneficiary_id)
-        ).signal(
-            IdentityContract.SIGNAL_ACCESS_REQUEST_CHANGED,
-            AccessRequestChanged(
-                request_id=workflow.info().workflow_id, status=status, until=self._expires_at
-            ),
-        )
+        try:
+            await workflow.get_external_workflow_handle(
+                identity_workflow_id(self._in.beneficiary_id)
+            ).signal(
+                IdentityContract.SIGNAL_ACCESS_REQUEST_CHANGED,
+                AccessRequestChanged(
+                    request_id=workflow.info().workflow_id, status=status, until=self._expires_at
+                ),
+            )
+        except ApplicationError as err:
+            # Only an identity terminated by an operator is gone; the request goes on regardless.
+            workflow.logger.warning("identity not told of %s: %s", status, err)
 
     def _answer(self, message: str) -> UpdateAnswer:
         return UpdateAnswer(
