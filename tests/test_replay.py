@@ -11,26 +11,52 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS
+from workflows.access_request import AccessRequestWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-# Histories of the first release (hires only), kept as recorded: identities and joiners started by
-# that release must go on replaying on today's code after an upgrade.
-RELEASE_1 = sorted((Path(__file__).parent / "histories" / "release-1").glob("*.json"))
+ROOT = Path(__file__).parent / "histories"
+# Today's histories (tests/support/record_histories.py): the lifecycle, whose identities copy their
+# access changes to the access record (the "access-record" patch), and access requests with the
+# identities that reserve and hold them.
+HISTORIES = sorted(ROOT.glob("*.json"))
+# Histories of earlier releases, kept as recorded: identities and transitions started by a release
+# must go on replaying on today's code after an upgrade.
+# release-1: the first release (hires only).
+RELEASE_1 = sorted((ROOT / "release-1").glob("*.json"))
+# release-2: the whole lifecycle (hires, a withdrawn hire, a mover, a corrected leave date and
+# retention) before access requests and the access record; no patch marker in them.
+RELEASE_2 = sorted((ROOT / "release-2").glob("*.json"))
+ALL = [(p, p.stem) for p in HISTORIES] + [
+    (p, f"{p.parent.name}/{p.stem}") for p in RELEASE_1 + RELEASE_2
+]
 
 
 def test_histories_are_recorded() -> None:
     # Every lifecycle workflow type: future- and past-dated hires, a corrected leave date followed by
-    # retention, a hire withdrawn before its start date, and a mover.
+    # retention, a hire withdrawn before its start date, and a mover; and access requests (two
+    # stages then expiry, an SoD denial, escalation then timeout, an extension, a leaver's).
     names = {p.stem.split("-")[0] for p in HISTORIES}
-    assert names == {"identity", "joiner", "leaver", "retention", "mover"} and len(HISTORIES) >= 12
+    kinds = {"identity", "joiner", "leaver", "retention", "mover", "access"}
+    assert names == kinds and len(HISTORIES) >= 17
+    requests = {p.stem for p in HISTORIES if p.stem.startswith("access-request-")}
+    assert {
+        "access-request-two-stage",
+        "access-request-sod-denied",
+        "access-request-escalate-deny",
+        "access-request-extension-approved",
+    } <= requests
+    assert (ROOT / "identity-RA5-leaver-with-package.json").exists()
+    assert len(RELEASE_1) >= 4 and len(RELEASE_2) >= 12
 
 
 @pytest.mark.parametrize(
     "history",
-    [WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES + RELEASE_1],
-    ids=[p.stem for p in HISTORIES] + [f"release-1/{p.stem}" for p in RELEASE_1],
+    [WorkflowHistory.from_json(p.stem, p.read_text()) for p, _ in ALL],
+    ids=[name for _, name in ALL],
 )
 async def test_recorded_history_replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=LIFECYCLE_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[*LIFECYCLE_WORKFLOWS, AccessRequestWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -2,32 +2,58 @@
 
 Run it when a workflow change is *meant* to change histories (and version the change with
 workflow.patched so running workflows keep replaying). The recorded files are what running
-workflows look like today; tests/test_replay.py replays them against the current code.
+workflows look like today; tests/test_replay.py replays them against the current code. Before
+re-recording over histories of a release that has shipped, move them to `tests/histories/release-N/`
+so they keep replaying too.
+
+Two parts share one time-skipping server: the lifecycle (R1..R5, the demo policy) and access
+requests (RA1..RA5 with their managers and approvers, tests/support/access_policy.yaml), each on its
+own worker and task queue. Identity ids are global on the server, so the parts use distinct
+employee ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.access_request import (
+    AccessRequestContract,
+    Actor,
+    ExtendInput,
+    RequestStatus,
+    RequestView,
+    UpdateAnswer,
+)
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.identity import LifecycleStage
 from domain.joiner import joiner_workflow_id
 from domain.leaver import leaver_workflow_id, retention_workflow_id
 from domain.mover import mover_workflow_id
 from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
+from tests.support.access import (
+    AccessHarness,
+    access_test_policy,
+    access_worker,
+    until_request,
+    until_status,
+    until_waiting,
+)
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
-from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
+from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities, until
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 QUEUE = "record-histories"
+MINUTE = timedelta(minutes=1)
 
 
 def _hire(employee_id: str, event_id: str, start, **worker: str) -> HrEvent:
@@ -62,86 +88,196 @@ async def _wait_closed(client: Client, workflow_id: str) -> None:
     raise RuntimeError(f"{workflow_id} did not close")
 
 
-async def record(out: Path) -> list[Path]:
+async def _history(client: Client, workflow_id: str) -> str:
+    return (await client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+
+
+async def record() -> dict[str, str]:
+    """Each history as JSON, by the name of its file (without .json)."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
     )
-    written = []
     try:
-        directory = FakeDirectory()
-        policy = load_policy(DEFAULT_POLICY_PATH)
-        async with Worker(
-            env.client,
-            task_queue=QUEUE,
-            workflows=LIFECYCLE_WORKFLOWS,
-            activities=lifecycle_activities(policy, directory),
-        ):
-            now = await env.get_current_time()
-            future = _hire(
-                "R1", "r1-hire", now + timedelta(days=30), department="Finance", manager_id="R0"
-            )
-            past = _hire("R2", "r2-hire", now - timedelta(days=2), department="Engineering")
-            # A leaver: hired, a leave date 10 days out, corrected to 5, then retention (30 days).
-            leaver = _hire("R3", "r3-hire", now - timedelta(days=5), department="Finance")
-            leave_1 = _terminate("R3", "r3-leave-1", now + timedelta(days=10))
-            leave_2 = _terminate("R3", "r3-leave-2", now + timedelta(days=5))
-            # A hire withdrawn after its pre-hire work, before its start date.
-            withdrawn = _hire("R4", "r4-hire", now + timedelta(days=10), department="Sales")
-            await signal_hr_event(env.client, QUEUE, future)
-            await signal_hr_event(env.client, QUEUE, past)
-            await signal_hr_event(env.client, QUEUE, past)  # a duplicate, recorded as such
-            await signal_hr_event(env.client, QUEUE, leaver)
-            await signal_hr_event(env.client, QUEUE, withdrawn)
-            # A mover: hired into Engineering, then moved to Sales with a new manager.
-            mover = _hire("R5", "r5-hire", now - timedelta(days=3), department="Engineering")
-            await signal_hr_event(env.client, QUEUE, mover)
-            await _wait_closed(env.client, joiner_workflow_id("R3", "r3-hire"))
-            await _wait_closed(env.client, joiner_workflow_id("R5", "r5-hire"))
-            moved = mover.worker.model_copy(update={"department": "Sales", "manager_id": "R0"})
-            await signal_hr_event(
-                env.client,
-                QUEUE,
-                HrEvent(event_id="r5-move", type=EventType.UPDATE, effective_at=now, worker=moved),
-            )
-            await _wait_closed(env.client, mover_workflow_id("R5", "r5-move"))
-            await signal_hr_event(env.client, QUEUE, leave_1)
-            await signal_hr_event(env.client, QUEUE, leave_2)
-            await env.sleep(timedelta(days=4))
-            await signal_hr_event(
-                env.client, QUEUE, _terminate("R4", "r4-withdraw", now + timedelta(days=10))
-            )
-            await _wait_closed(env.client, joiner_workflow_id("R4", "r4-hire"))
-            await env.sleep(timedelta(days=27))
-            for employee, event in (("R1", future), ("R2", past)):
-                await _wait_closed(env.client, joiner_workflow_id(employee, event.event_id))
-            await _wait_closed(env.client, leaver_workflow_id("R3", "r3-leave-2"))
-            await env.sleep(timedelta(days=10))
-            await _wait_closed(env.client, retention_workflow_id("R3", "r3-leave-2"))
-            for workflow_id in (
-                identity_workflow_id("R1"),
-                joiner_workflow_id("R1", "r1-hire"),
-                identity_workflow_id("R2"),
-                joiner_workflow_id("R2", "r2-hire"),
-                identity_workflow_id("R3"),
-                leaver_workflow_id("R3", "r3-leave-2"),
-                retention_workflow_id("R3", "r3-leave-2"),
-                identity_workflow_id("R4"),
-                joiner_workflow_id("R4", "r4-hire"),
-                identity_workflow_id("R5"),
-                joiner_workflow_id("R5", "r5-hire"),
-                mover_workflow_id("R5", "r5-move"),
-            ):
-                history = await env.client.get_workflow_handle(workflow_id).fetch_history()
-                path = out / f"{workflow_id}.json"
-                path.write_text(history.to_json())
-                written.append(path)
+        # Lifecycle first: the access part ends by terminating what it started, so no timer of
+        # either part fires later with no worker to run it.
+        histories = await _record_lifecycle(env)
+        with tempfile.TemporaryDirectory() as tmp:
+            histories |= await _record_access(env, Path(tmp) / "record.db")
     finally:
         await env.shutdown()
-    return written
+    return histories
+
+
+async def _record_lifecycle(env: WorkflowEnvironment) -> dict[str, str]:
+    """Named by workflow id."""
+    histories = {}
+    directory = FakeDirectory()
+    policy = load_policy(DEFAULT_POLICY_PATH)
+    async with Worker(
+        env.client,
+        task_queue=QUEUE,
+        workflows=LIFECYCLE_WORKFLOWS,
+        activities=lifecycle_activities(policy, directory),
+    ):
+        now = await env.get_current_time()
+        future = _hire(
+            "R1", "r1-hire", now + timedelta(days=30), department="Finance", manager_id="R0"
+        )
+        past = _hire("R2", "r2-hire", now - timedelta(days=2), department="Engineering")
+        # A leaver: hired, a leave date 10 days out, corrected to 5, then retention (30 days).
+        leaver = _hire("R3", "r3-hire", now - timedelta(days=5), department="Finance")
+        leave_1 = _terminate("R3", "r3-leave-1", now + timedelta(days=10))
+        leave_2 = _terminate("R3", "r3-leave-2", now + timedelta(days=5))
+        # A hire withdrawn after its pre-hire work, before its start date.
+        withdrawn = _hire("R4", "r4-hire", now + timedelta(days=10), department="Sales")
+        await signal_hr_event(env.client, QUEUE, future)
+        await signal_hr_event(env.client, QUEUE, past)
+        await signal_hr_event(env.client, QUEUE, past)  # a duplicate, recorded as such
+        await signal_hr_event(env.client, QUEUE, leaver)
+        await signal_hr_event(env.client, QUEUE, withdrawn)
+        # A mover: hired into Engineering, then moved to Sales with a new manager.
+        mover = _hire("R5", "r5-hire", now - timedelta(days=3), department="Engineering")
+        await signal_hr_event(env.client, QUEUE, mover)
+        await _wait_closed(env.client, joiner_workflow_id("R3", "r3-hire"))
+        await _wait_closed(env.client, joiner_workflow_id("R5", "r5-hire"))
+        moved = mover.worker.model_copy(update={"department": "Sales", "manager_id": "R0"})
+        await signal_hr_event(
+            env.client,
+            QUEUE,
+            HrEvent(event_id="r5-move", type=EventType.UPDATE, effective_at=now, worker=moved),
+        )
+        await _wait_closed(env.client, mover_workflow_id("R5", "r5-move"))
+        await signal_hr_event(env.client, QUEUE, leave_1)
+        await signal_hr_event(env.client, QUEUE, leave_2)
+        await env.sleep(timedelta(days=4))
+        await signal_hr_event(
+            env.client, QUEUE, _terminate("R4", "r4-withdraw", now + timedelta(days=10))
+        )
+        await _wait_closed(env.client, joiner_workflow_id("R4", "r4-hire"))
+        await env.sleep(timedelta(days=27))
+        for employee, event in (("R1", future), ("R2", past)):
+            await _wait_closed(env.client, joiner_workflow_id(employee, event.event_id))
+        await _wait_closed(env.client, leaver_workflow_id("R3", "r3-leave-2"))
+        await env.sleep(timedelta(days=10))
+        await _wait_closed(env.client, retention_workflow_id("R3", "r3-leave-2"))
+        for workflow_id in (
+            identity_workflow_id("R1"),
+            joiner_workflow_id("R1", "r1-hire"),
+            identity_workflow_id("R2"),
+            joiner_workflow_id("R2", "r2-hire"),
+            identity_workflow_id("R3"),
+            leaver_workflow_id("R3", "r3-leave-2"),
+            retention_workflow_id("R3", "r3-leave-2"),
+            identity_workflow_id("R4"),
+            joiner_workflow_id("R4", "r4-hire"),
+            identity_workflow_id("R5"),
+            joiner_workflow_id("R5", "r5-hire"),
+            mover_workflow_id("R5", "r5-move"),
+        ):
+            histories[workflow_id] = await _history(env.client, workflow_id)
+    return histories
+
+
+async def _record_access(env: WorkflowEnvironment, store: Path) -> dict[str, str]:
+    """Access requests under the access test policy, each driven to its end before the next starts:
+    two stages approved then expiry, an SoD denial, escalation then timeout, an approved
+    extension, and a leaver whose held and pending requests are told and closed."""
+    async with access_worker(env, access_test_policy(), FakeDirectory(), store) as org:
+        # RM0 runs the company; RM1 manages the requesters; A1 and ALT1 are named by the policy.
+        await org.hire("RM0")
+        for person in ("RM1", "A1", "ALT1"):
+            await org.hire(person, manager_id="RM0")
+        for person in ("RA1", "RA2", "RA3", "RA4", "RA5"):
+            await org.hire(person, manager_id="RM1")
+        names: dict[str, str] = {}
+
+        # Approved by the manager, then by finance; granted for 10 days, then removed.
+        two_stage = await org.request("two-stage", "RA1")
+        await _approve_both_stages(org, two_stage)
+        await _expire(org, two_stage)
+        names["access-request-two-stage"] = two_stage.id
+
+        # Payables granted without approval; receivables then refused by the SoD rule.
+        payables = await org.request("payables", "RA2")
+        await until_status(payables, RequestStatus.GRANTED)
+        receivables = await org.request("receivables", "RA2")
+        await until_status(receivables, RequestStatus.DENIED)
+        await _wait_closed(env.client, receivables.id)
+        names["access-request-sod-denied"] = receivables.id
+        names["identity-RA2-sod-refused"] = identity_workflow_id("RA2")
+
+        # Nobody decides: escalated to ALT1 after a day, reminded twice, denied at the deadline.
+        escalates = await org.request("escalate-deny", "RA3")
+        await until_waiting(escalates, 0)
+        await env.sleep(timedelta(days=3) + MINUTE)
+        await until_status(escalates, RequestStatus.DENIED)
+        await _wait_closed(env.client, escalates.id)
+        names["access-request-escalate-deny"] = escalates.id
+
+        # Granted, extended by 5 days through both stages again, removed at the new end.
+        extended = await org.request("two-stage", "RA4")
+        granted = await _approve_both_stages(org, extended)
+        assert granted.expires_at is not None
+        new_end = granted.expires_at + timedelta(days=5)
+        await extended.execute_update(
+            AccessRequestContract.UPDATE_EXTEND,
+            ExtendInput(actor=Actor(employee_id="RA4"), new_end=new_end, justification="audit"),
+            result_type=UpdateAnswer,
+        )
+        await _approve_both_stages(org, extended)
+        await until_request(extended, lambda v: v.expires_at == new_end, "end moved")
+        await _expire(org, extended)
+        names["access-request-extension-approved"] = extended.id
+
+        # RA5 holds payables and waits on a two-stage request, then leaves: the identity tells
+        # both requests, which remove the grant, cancel the pending one and tell it back.
+        held = await org.request("payables", "RA5")
+        await until_status(held, RequestStatus.GRANTED)
+        pending = await org.request("two-stage", "RA5")
+        await until_waiting(pending, 0)
+        await org.terminate("RA5")
+        await until_status(held, RequestStatus.REVOKED)
+        await until_status(pending, RequestStatus.CANCELLED)
+        for handle in (held, pending):
+            await _wait_closed(env.client, handle.id)
+        await _wait_closed(env.client, leaver_workflow_id("RA5", "RA5-leave"))
+        await until(
+            org.identities["RA5"],
+            lambda s: s.stage is not LifecycleStage.ACTIVE and not s.packages,
+            "RA5 left, its requests closed",
+        )
+        names["access-request-revoked-by-leaver"] = held.id
+        names["access-request-cancelled-by-leaver"] = pending.id
+        names["identity-RA5-leaver-with-package"] = identity_workflow_id("RA5")
+
+        # Saved before access_worker terminates what is still running (RA2's grant, identities).
+        return {
+            name: await _history(env.client, workflow_id) for name, workflow_id in names.items()
+        }
+
+
+async def _approve_both_stages(org: AccessHarness, handle: WorkflowHandle) -> RequestView:
+    """Approve the two-stage package's current round (the request, or an extension: then the
+    request stays granted throughout, and the caller waits for the new end)."""
+    await until_waiting(handle, 0)
+    await org.decide(handle, "RM1")
+    await until_waiting(handle, 1)
+    await org.decide(handle, "A1")
+    return await until_status(handle, RequestStatus.GRANTED)
+
+
+async def _expire(org: AccessHarness, handle: WorkflowHandle) -> None:
+    current = await until_status(handle, RequestStatus.GRANTED)
+    assert current.expires_at is not None
+    await org.env.sleep(current.expires_at - await org.env.get_current_time() + MINUTE)
+    await until_status(handle, RequestStatus.EXPIRED)
+    await _wait_closed(org.env.client, handle.id)
 
 
 if __name__ == "__main__":
     HISTORIES.mkdir(exist_ok=True)
-    for path in asyncio.run(record(HISTORIES)):
+    for name, history in asyncio.run(record()).items():
+        path = HISTORIES / f"{name}.json"
+        path.write_text(history)
         print(f"wrote {path}")
