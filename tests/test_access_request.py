@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.access_request import (
@@ -314,10 +315,10 @@ async def test_extension_approved_moves_the_end(org: AccessHarness) -> None:
     assert granted.expires_at is not None
     new_end = granted.expires_at + timedelta(days=5)
 
-    answer = await handle.execute_update(
+    answer = await org.update(
+        handle,
         AccessRequestContract.UPDATE_EXTEND,
         ExtendInput(actor=Actor(employee_id="E10"), new_end=new_end, justification="audit"),
-        result_type=UpdateAnswer,
     )
     assert "needs approval" in answer.message
     asked = await until_waiting(handle, 0)
@@ -393,24 +394,28 @@ async def test_requester_cancels_a_pending_request(org: AccessHarness) -> None:
     await until_waiting(handle, 0)
     # Only the requester, the person it is for or an administrator may cancel.
     with pytest.raises(WorkflowUpdateFailedError) as stranger:
-        await handle.execute_update(
+        await org.update(
+            handle,
             AccessRequestContract.UPDATE_CANCEL,
             CancelInput(actor=Actor(employee_id="Q1"), reason="not mine"),
-            result_type=UpdateAnswer,
         )
     assert isinstance(stranger.value.cause, ApplicationError)
     assert stranger.value.cause.type == Refusal.NOT_ALLOWED
 
-    await handle.execute_update(
+    await org.update(
+        handle,
         AccessRequestContract.UPDATE_CANCEL,
         CancelInput(actor=Actor(employee_id="E15"), reason="no longer needed"),
-        result_type=UpdateAnswer,
     )
     cancelled = await until_status(handle, RequestStatus.CANCELLED)
     assert _kinds(cancelled, "cancelled")[0].actor == "E15"
     assert ("Quorum Data", "E15") not in org.directory.memberships
-    # Approvers can no longer decide, and the identity no longer counts it as pending.
-    assert (await _refusal(org, handle, "Q1")).type == Refusal.CLOSED
+    # The run is over: Temporal itself refuses any update (the API answers 409), and the identity
+    # no longer counts the request as pending.
+    assert (await handle.result()).status is RequestStatus.CANCELLED
+    with pytest.raises(RPCError) as closed:
+        await org.decide(handle, "Q1")
+    assert closed.value.status is RPCStatusCode.NOT_FOUND
     identity = await details(org.identities["E15"])
     assert all(h.request_id != handle.id for h in identity.packages)
 
@@ -420,10 +425,10 @@ async def test_only_an_administrator_revokes_a_grant(org: AccessHarness) -> None
     await until_status(handle, RequestStatus.GRANTED)
 
     async def revoke(who: str, admin: bool = False) -> UpdateAnswer:
-        return await handle.execute_update(
+        return await org.update(
+            handle,
             AccessRequestContract.UPDATE_REVOKE,
             RevokeInput(actor=Actor(employee_id=who, is_admin=admin), reason="audit finding"),
-            result_type=UpdateAnswer,
         )
 
     with pytest.raises(WorkflowUpdateFailedError) as holder:

@@ -82,8 +82,9 @@ def apply_change(state: IdentityState, change: AccessRequestChanged) -> None:
 
 
 def package_groups(state: IdentityState) -> list[str]:
-    return sorted({g for h in state.packages for g in h.groups})
+    """Groups the person holds through granted packages (a pending one grants nothing yet)."""
+    return sorted({g for h in state.packages if h.status == "granted" for g in h.groups})
 
 
 def package_apps(state: IdentityState) -> list[str]:
-    return sorted({a for h in state.packages for a in h.apps})
+    return sorted({a for h in state.packages if h.status == "granted" for a in h.apps})
