@@ -31,7 +31,6 @@ from domain.access_request import (
     RevokeInput,
     UpdateAnswer,
 )
-from domain.identity import IdentityState
 from tests.support.access import (
     AccessHarness,
     access_test_policy,
@@ -42,7 +41,7 @@ from tests.support.access import (
     view,
 )
 from tests.support.fake_directory import FakeDirectory
-from tests.support.lifecycle import details, until
+from tests.support.lifecycle import until
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
@@ -105,12 +104,12 @@ async def test_two_stage_request_is_approved_then_granted(org: AccessHarness) ->
     decisions = [(e.actor, e.data["decision"]) for e in _kinds(granted, "decision")]
     assert decisions == [("M1", "approve"), ("A1", "approve")]
     assert granted.expires_at == granted.granted_at + timedelta(days=10)
+    # The record store has the same story, kept outside Temporal (written after the mails).
+    stored = await until_stored(org, handle.id, RequestStatus.GRANTED)
+    assert [e.kind for e in stored.story] == [e.kind for e in granted.story]
     # Approvers were asked by mail, and the requester told of the grant.
     assert org.directory.mails_to("M1") and org.directory.mails_to("A1")
     assert any("granted" in c.input.subject for c in org.directory.mails_to("E1"))
-    # The record store has the same story, kept outside Temporal.
-    stored = await until_stored(org, handle.id, RequestStatus.GRANTED)
-    assert [e.kind for e in stored.story] == [e.kind for e in granted.story]
 
 
 async def until_stored(org: AccessHarness, request_id: str, status: RequestStatus) -> RequestView:
@@ -301,8 +300,13 @@ async def test_access_is_removed_exactly_at_expiry(org: AccessHarness) -> None:
     assert len(reminders) == 2
     assert _on_time(reminders[0], granted.expires_at - timedelta(days=14))
     assert _on_time(reminders[1], granted.expires_at - DAY)
-    identity: IdentityState = await details(org.identities["E9"])
-    assert all(h.request_id != handle.id for h in identity.packages)
+    # The identity hears the request closed, and no longer counts the package as held.
+    await until(
+        org.identities["E9"],
+        lambda s: all(h.request_id != handle.id for h in s.packages),
+        "package released",
+        idle=False,
+    )
 
 
 async def test_extension_approved_moves_the_end(org: AccessHarness) -> None:
@@ -416,8 +420,12 @@ async def test_requester_cancels_a_pending_request(org: AccessHarness) -> None:
     with pytest.raises(RPCError) as closed:
         await org.decide(handle, "Q1")
     assert closed.value.status is RPCStatusCode.NOT_FOUND
-    identity = await details(org.identities["E15"])
-    assert all(h.request_id != handle.id for h in identity.packages)
+    await until(
+        org.identities["E15"],
+        lambda s: all(h.request_id != handle.id for h in s.packages),
+        "pending request released",
+        idle=False,
+    )
 
 
 async def test_only_an_administrator_revokes_a_grant(org: AccessHarness) -> None:
