@@ -48,7 +48,7 @@ DAY = timedelta(days=1)
 # M0 runs the company; M1 manages the requesters E1..; the rest are approvers named by the policy.
 TOP = ["M0"]
 PEERS = ["M1", "A1", "Q1", "Q2", "Q3", "ALT1", "OWNER", "ADMIN"]
-REQUESTERS = [f"E{i}" for i in range(1, 17)]
+REQUESTERS = [f"E{i}" for i in range(1, 18)]
 
 
 @pytest.fixture(scope="module")
@@ -449,3 +449,50 @@ async def test_only_an_administrator_revokes_a_grant(org: AccessHarness) -> None
     assert ("Payables", "E16") not in org.directory.memberships
     assert _kinds(revoked, "revoked")[0].actor == "ADMIN"
     assert "revoked by ADMIN" in _kinds(revoked, "removed")[0].text
+
+
+async def test_extension_denied_keeps_the_end_and_a_revoke_ends_a_pending_one(
+    org: AccessHarness,
+) -> None:
+    handle = await org.request("two-stage", "E17")
+    await until_waiting(handle, 0)
+    await org.decide(handle, "M1")
+    await until_waiting(handle, 1)
+    await org.decide(handle, "A1")
+    granted = await until_status(handle, RequestStatus.GRANTED)
+    assert granted.expires_at is not None
+
+    async def extend(days: int) -> None:
+        await org.update(
+            handle,
+            AccessRequestContract.UPDATE_EXTEND,
+            ExtendInput(
+                actor=Actor(employee_id="E17"),
+                new_end=granted.expires_at + timedelta(days=days),
+                justification="more work",
+            ),
+        )
+
+    await extend(3)
+    await until_request(
+        handle, lambda v: v.waiting_on is not None and v.waiting_on.round == "extension-1", "asked"
+    )
+    await org.decide(handle, "M1", Decision.DENY)
+    denied = await until_request(
+        handle, lambda v: bool(_kinds(v, "extension_decided")), "extension decided"
+    )
+    assert "denied" in _kinds(denied, "extension_decided")[0].text
+    assert denied.expires_at == granted.expires_at and denied.status is RequestStatus.GRANTED
+
+    await extend(4)
+    await until_request(
+        handle, lambda v: v.waiting_on is not None and v.waiting_on.round == "extension-2", "asked"
+    )
+    await org.update(
+        handle,
+        AccessRequestContract.UPDATE_REVOKE,
+        RevokeInput(actor=Actor(employee_id="ADMIN"), reason="left the project"),
+    )
+    revoked = await until_status(handle, RequestStatus.REVOKED)
+    assert revoked.expires_at == granted.expires_at
+    assert ("Reports", "E17") not in org.directory.memberships

@@ -571,7 +571,8 @@ class AccessRequestWorkflow(ChainHost):
     # ---- helpers --------------------------------------------------------------------------------
 
     def _interrupted(self) -> bool:
-        return self._cancel is not None or self._left is not None
+        # A revoke can only come once access is granted: it ends an extension's approval too.
+        return self._cancel is not None or self._left is not None or self._revoke is not None
 
     def _is_admin(self, employee_id: str, token_admin: bool) -> bool:
         return token_admin or (self._plan is not None and employee_id in self._plan.administrators)
