@@ -1,0 +1,170 @@
+"""The identity entity's shared state and bookkeeping: logging outcomes, stage and search
+attributes, what is scheduled, starting a transition, and copying access changes to the record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+with workflow.unsafe.imports_passed_through():
+    from domain.audit import AccessChange, AuditActivityNames, RecordAccessChangesInput
+    from domain.events import HrEvent
+    from domain.identity import (
+        AppliedEvent,
+        EventOutcome,
+        IdentityState,
+        IdentityWorkflowInput,
+        LifecycleStage,
+        ScheduledChange,
+    )
+    from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
+    from workflows.retry import PROVISIONING
+
+CHILD_TASK_TIMEOUT = timedelta(seconds=30)
+# Marks runs that copy their access changes to the access record (added with access requests).
+ACCESS_RECORD_PATCH = "access-record"
+
+
+class IdentityCore:
+    """State and bookkeeping every part of the identity entity shares (set up by its __init__)."""
+
+    _input: IdentityWorkflowInput
+    _state: IdentityState
+    _seen: set[str]
+    _pending: list[HrEvent]
+    _wakes: int
+    _child: asyncio.Task[None] | None
+    _child_kind: str | None
+    _hire: HrEvent | None
+    _before_hire: IdentityState | None
+    _withdrawn_by: HrEvent | None
+    _tell_left: list[str]
+    _left_event: HrEvent | None
+
+    async def _record_access_changes(self, changes: list[AccessChange]) -> None:
+        """Copy access changes to the access record. Histories recorded before the record
+        existed replay without this activity, hence the patch marker."""
+        if not changes or not workflow.patched(ACCESS_RECORD_PATCH):
+            return
+        await workflow.execute_activity(
+            AuditActivityNames.RECORD_ACCESS_CHANGES,
+            RecordAccessChangesInput(changes=changes),
+            **PROVISIONING,
+        )
+
+    def _start(self, kind: str, child_id: str, work: Coroutine[Any, Any, None]) -> None:
+        async def run_and_wake() -> None:
+            try:
+                await work
+            finally:
+                self._child = None
+                self._child_kind = None
+                self._state.running_transition = None
+                self._wakes += 1
+
+        self._child_kind = kind
+        self._state.running_transition = child_id
+        self._child = asyncio.create_task(run_and_wake())
+
+    # ---- bookkeeping ----------------------------------------------------------------------------
+
+    def _log(
+        self, event: HrEvent, outcome: EventOutcome, reason: str = "", transition: str | None = None
+    ) -> None:
+        self._record(
+            event.event_id, event.type.value, event.effective_at, outcome, reason, transition
+        )
+
+    def _record(
+        self,
+        event_id: str,
+        type: str,
+        effective_at: datetime,
+        outcome: EventOutcome,
+        reason: str = "",
+        transition: str | None = None,
+    ) -> None:
+        self._state.history.append(
+            AppliedEvent(
+                event_id=event_id,
+                type=type,
+                effective_at=effective_at,
+                received_at=workflow.now(),
+                outcome=outcome,
+                reason=reason,
+                transition_workflow_id=transition,
+            )
+        )
+        del self._state.history[: -self._input.history_limit]
+
+    def _set_stage(self, stage: LifecycleStage) -> None:
+        if stage is not self._state.stage:
+            self._state.stage = stage
+            self._upsert_search_attributes()
+
+    def _upsert_search_attributes(self) -> None:
+        if self._input.record_search_attributes:
+            workflow.upsert_search_attributes(
+                [
+                    EMPLOYEE_ID.value_set(self._state.employee_id),
+                    LIFECYCLE_STAGE.value_set(self._state.stage.value),
+                ]
+            )
+
+    def _child_search_attributes(self, transition: str) -> TypedSearchAttributes | None:
+        if not self._input.record_search_attributes:
+            return None
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(EMPLOYEE_ID, self._state.employee_id),
+                SearchAttributePair(TRANSITION_TYPE, transition),
+            ]
+        )
+
+    def _schedule(self) -> list[ScheduledChange]:
+        now = workflow.now()
+        changes = [
+            ScheduledChange(at=e.effective_at, what=f"{e.type.value} {e.event_id}")
+            for e in self._pending
+            if e.effective_at > now
+        ]
+        if self._hire is not None and self._hire.effective_at > now:
+            changes.append(
+                ScheduledChange(at=self._hire.effective_at, what="enable account (start date)")
+            )
+        for removal in self._state.pending_removals:
+            changes.append(
+                ScheduledChange(
+                    at=removal.due_at,
+                    what=f"remove {removal.target} (grace period after {removal.event_id})",
+                )
+            )
+        if self._state.retention_due_at is not None:
+            changes.append(
+                ScheduledChange(
+                    at=self._state.retention_due_at, what="delete accounts (retention over)"
+                )
+            )
+        return sorted(changes, key=lambda c: c.at)
+
+    def _snapshot(self) -> IdentityState:
+        state = self._state.model_copy(deep=True)
+        state.seen_event_ids = sorted(self._seen)
+        state.scheduled = self._schedule()
+        return state
+
+    def _show(self) -> None:
+        self._state.scheduled = self._schedule()
+        parts = [f"stage {self._state.stage.value}"]
+        if self._state.running_transition:
+            parts.append(f"running {self._state.running_transition}")
+        if self._pending:
+            parts.append(f"{len(self._pending)} event(s) pending")
+        for change in self._state.scheduled:
+            parts.append(f"{change.what} at {change.at:%Y-%m-%d %H:%M} UTC")
+        workflow.set_current_details("; ".join(parts))
