@@ -9,9 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from stack.demo import ROSTER
+from stack.demo_requests import DEMO_REQUESTS, WAITING, WAITING_APPROVER
 
 
-def print_banner(console: Console, stack: dict[str, Any], stack_file: str) -> None:
+def print_banner(
+    console: Console, stack: dict[str, Any], stack_file: str, demo: bool = False
+) -> None:
     temporal = stack["temporal"]
     lines = [
         ("Temporal", f"{temporal['address']}  (namespace {temporal['namespace']})"),
@@ -30,6 +33,27 @@ def print_banner(console: Console, stack: dict[str, Any], stack_file: str) -> No
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         console.print(f"  {label:<{width}}  {value}", highlight=False, soft_wrap=True)
+    if demo:
+        print_demo_hint(console)
+
+
+def print_demo_hint(console: Console) -> None:
+    """How to act on the demo request left waiting (it exists once the demo people are active)."""
+    waiting = WAITING
+    console.print(
+        f"\n[bold]Demo requests[/] (made once the demo people are active, within a minute or two): "
+        f"{len(DEMO_REQUESTS)} requests, one granted, one denied for SoD, and "
+        f"{waiting.requester_id}'s {waiting.package_id} waiting for {WAITING_APPROVER}. "
+        "Decide it as the approver:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for command in (
+        f"tenure login --as {WAITING_APPROVER}",
+        "tenure requests approvals",
+        f"tenure requests approve {waiting.request_id}",
+    ):
+        console.print(f"  .venv/bin/{command}", highlight=False, soft_wrap=True, markup=False)
 
 
 def print_demo_people(console: Console, events: list[dict[str, Any]]) -> None:

@@ -74,20 +74,22 @@ def launched_stack(
     policy: Path | None = None,
     extra_env: dict[str, str] | None = None,
     ready_within_s: float = 180.0,
+    demo: bool = False,
 ) -> Iterator[LaunchedStack]:
+    """`demo`: post the demo HR feed and make the demo requests, as `make run` does."""
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update({name: str(free_port()) for name in PORT_VARIABLES})
     env["TENURE_SCIM_BASE_PORT"] = str(_free_block(8))
     env["TENURE_HOME"] = str(home)
-    env["TENURE_DEMO"] = "0"
+    env["TENURE_DEMO"] = "1" if demo else "0"
     if policy is not None:
         env["TENURE_POLICY"] = str(policy)
     env.update(extra_env or {})
     log_path = home / "stack-run.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "stack", "run", "--no-demo"],
+        [sys.executable, "-m", "cli.main", "stack", "run", *([] if demo else ["--no-demo"])],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -27,6 +27,12 @@ from stack.banner import print_banner, print_demo_people
 from stack.config import StackConfig, StackConfigError
 from stack.credentials import Credentials
 from stack.demo import ensure_demo_feed, post_feed
+from stack.demo_requests import (
+    DemoEndpoints,
+    DemoRequestError,
+    identity_active,
+    run_demo_requests,
+)
 from stack.processes import Child
 from stack.readiness import NotReadyError
 from stack.schedules import ensure_orphan_sweep_schedule
@@ -322,6 +328,28 @@ async def _post_demo(stack: Stack) -> None:
         f"demo HR feed ({path}): {accepted} of {len(events)} hire events accepted; "
         "repeats from earlier runs are acknowledged and applied once"
     )
+    await _make_demo_requests(stack)
+
+
+async def _make_demo_requests(stack: Stack) -> None:
+    """The demo's access requests; a failure is reported, and the stack goes on without them."""
+    config, client = stack.config, stack.client
+    assert client is not None
+    endpoints = DemoEndpoints(
+        api_url=config.api_url,
+        token_endpoint=config.token_endpoint,
+        control_url=f"{config.graph_root}/_emulator",
+        graph_token=stack.creds.graph_token,
+        audience=config.token_audience,
+    )
+    try:
+        await run_demo_requests(
+            endpoints, lambda employee_id: identity_active(client, employee_id), stack.say
+        )
+    except DemoRequestError as exc:
+        stack.say(f"[yellow]demo requests not made:[/] {exc}")
+    except Exception as exc:  # the demo never takes the stack down
+        stack.say(f"[red]demo requests failed:[/] {exc!r}")
 
 
 async def run_stack(config: StackConfig, creds: Credentials, demo: bool, console: Console) -> int:
@@ -346,7 +374,7 @@ async def run_stack(config: StackConfig, creds: Credentials, demo: bool, console
             stopping.cancel()
             starting.result()  # raises what made start-up fail
             path = stack.write_stack_file()
-            print_banner(console, stack.describe(), str(path))
+            print_banner(console, stack.describe(), str(path), demo=demo)
             if demo:
                 task = asyncio.create_task(_post_demo(stack))
                 stack.background.add(task)

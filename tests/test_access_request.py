@@ -8,7 +8,8 @@ sleeps the environment.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from domain.access_request import (
     CancelInput,
     Decision,
     ExtendInput,
+    RecordRequestInput,
     Refusal,
     RefusedAttempt,
     RequestStatus,
@@ -48,7 +50,7 @@ DAY = timedelta(days=1)
 # M0 runs the company; M1 manages the requesters E1..; the rest are approvers named by the policy.
 TOP = ["M0"]
 PEERS = ["M1", "A1", "Q1", "Q2", "Q3", "ALT1", "OWNER", "ADMIN"]
-REQUESTERS = [f"E{i}" for i in range(1, 18)]
+REQUESTERS = [f"E{i}" for i in range(1, 19)]
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +115,6 @@ async def test_two_stage_request_is_approved_then_granted(org: AccessHarness) ->
 
 
 async def until_stored(org: AccessHarness, request_id: str, status: RequestStatus) -> RequestView:
-    import asyncio
-
     for _ in range(200):
         stored = org.store.get_request(request_id)
         if stored is not None and stored.status is status:
@@ -189,6 +189,56 @@ async def test_validator_refuses_strangers_the_requester_and_repeats(org: Access
     )
     attempt = _kinds(recorded, "refused_attempt")[0]
     assert attempt.actor == "A1" and "not an approver" in attempt.text
+
+
+async def test_a_refused_attempt_signalled_while_recording_reaches_the_record(
+    org: AccessHarness,
+) -> None:
+    """The API signals a refused attempt right after the record shows a stage open, i.e. maybe
+    while that very record activity still runs: the line must reach the record store then, not
+    at the stage's next timer (days later)."""
+    signalled: list[str] = []
+
+    async def signal_while_recording(input: RecordRequestInput) -> None:
+        current = input.view
+        if current.beneficiary_id != "E18" or current.waiting_on is None or signalled:
+            return
+        signalled.append(current.request_id)
+        await org.env.client.get_workflow_handle(current.request_id).signal(
+            AccessRequestContract.SIGNAL_REFUSED_ATTEMPT,
+            RefusedAttempt(
+                actor=Actor(employee_id="A1"),
+                action="decide",
+                reason="not an approver of this stage",
+                at=await org.env.get_current_time(),
+            ),
+        )
+
+    org.record.hold = signal_while_recording
+    try:
+        handle = await org.request("quorum", "E18")
+        await until_request(
+            handle, lambda v: bool(_kinds(v, "refused_attempt")), "refused attempt in the story"
+        )
+    finally:
+        org.record.hold = None
+    assert signalled == [handle.id]
+    stored = await until_stored_with(
+        org, handle.id, lambda v: bool(_kinds(v, "refused_attempt")), "the refused attempt"
+    )
+    assert stored.status is RequestStatus.PENDING_APPROVAL
+
+
+async def until_stored_with(
+    org: AccessHarness, request_id: str, check: Callable[[RequestView], bool], what: str
+) -> RequestView:
+    """The record store's view once `check` holds (polling does not skip time)."""
+    for _ in range(200):
+        stored = org.store.get_request(request_id)
+        if stored is not None and check(stored):
+            return stored
+        await asyncio.sleep(0.03)
+    raise AssertionError(f"record store never had {what} for {request_id}")
 
 
 async def test_escalation_then_timeout_denies_with_reminders_on_time(org: AccessHarness) -> None:

@@ -10,13 +10,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from domain.access_request import request_workflow_id
+from domain.access_rules import answer_errors, requested_end_error
 from domain.events import HrEvent
+from domain.policy import Policy
 from emulators.graph.tokens import DEFAULT_TENANT_ID
+from stack.banner import print_demo_hint
 from stack.children import app_env_prefix, graph_child, tenure_env
 from stack.config import StackConfig, StackConfigError
 from stack.credentials import credentials_path, load_or_create_credentials
 from stack.demo import CHANGES, ROSTER, demo_feed_path, ensure_demo_feed
+from stack.demo_requests import APP_ROLES, DEMO_REQUESTS, WAITING, WAITING_APPROVER, demo_people
 
 PORT_VARS = (
     "TENURE_TEMPORAL_PORT",
@@ -259,3 +265,42 @@ def test_feed_is_written_once_and_reused(tmp_path: Path) -> None:
     assert again == first
     assert path.read_text() == text
     assert len(text.splitlines()) == len(ROSTER) + len(CHANGES)
+
+
+# --- demo requests --------------------------------------------------------------------------
+
+
+def test_demo_requests_are_made_by_people_who_stay_and_fit_the_policy(demo_policy: Policy) -> None:
+    """Whoever the demo requests need is hired before the first run and neither leaves nor moves
+    (a leaver's request would be cancelled, a mover's might change approver), and each request
+    passes the API's own checks against the demo policy."""
+    people = {p.employee_id: p for p in ROSTER}
+    changed = {c.employee_id for c in CHANGES}
+    for employee_id in demo_people():
+        assert people[employee_id].hire_offset_days < 0, employee_id
+        assert employee_id not in changed, employee_id
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    for request in DEMO_REQUESTS:
+        body = request.body(now)
+        package = demo_policy.access.packages[request.package_id]
+        assert answer_errors(package.policy, body["justification"], body.get("answers", {})) == []
+        end = datetime.fromisoformat(body["requested_end"]) if "requested_end" in body else None
+        assert requested_end_error(package.policy.expiry, now, end) is None
+        if request.approver_id:
+            assert people[request.requester_id].manager_id == request.approver_id
+    assert people[WAITING.requester_id].manager_id == WAITING_APPROVER
+    ids = [r.request_id for r in DEMO_REQUESTS]
+    assert len(set(ids)) == len(ids)
+    # The same keys name the same requests on every run (as the API derives them).
+    assert ids[2] == request_workflow_id("E0010", "production-db-read", f"E0010:{WAITING.key}")
+    for employee_id in APP_ROLES:
+        assert employee_id in people
+
+
+def test_banner_says_how_to_decide_the_waiting_demo_request() -> None:
+    console = Console(record=True, width=200)
+    print_demo_hint(console)
+    text = console.export_text()
+    assert f"tenure login --as {WAITING_APPROVER}" in text
+    assert "tenure requests approvals" in text
+    assert f"tenure requests approve {WAITING.request_id}" in text

@@ -62,6 +62,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retry import NOTICE, PROVISIONING
 
 
+# Histories from before it replay without the catch-up `record` in `sleep_until`.
+RECORD_BEFORE_SLEEP_PATCH = "record-before-sleep"
+
+
 @workflow.defn(name=AccessRequestContract.WORKFLOW)
 class AccessRequestWorkflow(ChainHost):
     @workflow.init
@@ -527,6 +531,12 @@ class AccessRequestWorkflow(ChainHost):
     async def sleep_until(self, at: datetime | None, what: str) -> bool:
         """Wait for `at` or any change; True when something changed first."""
         wakes = self._wakes
+        if self._unrecorded() and workflow.patched(RECORD_BEFORE_SLEEP_PATCH):
+            # A signal handled while an activity ran (a refused attempt during `record`) added
+            # lines no wake will record: record them now, not at the next timer (maybe days away).
+            await self.record()
+            if self._wakes != wakes:
+                return True
         timeout = None if at is None else max(at - workflow.now(), timedelta(0))
         try:
             await workflow.wait_condition(
@@ -559,8 +569,11 @@ class AccessRequestWorkflow(ChainHost):
             workflow.logger.warning("notice %r not sent: %s", subject, _cause(err))
             return None
 
+    def _unrecorded(self) -> bool:
+        return self._recorded != len(self._story) or self._recorded_status is not self._status
+
     async def record(self) -> None:
-        if self._recorded == len(self._story) and self._recorded_status is self._status:
+        if not self._unrecorded():
             return
         view = self._view()
         await workflow.execute_activity(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -26,11 +27,13 @@ from domain.access_request import (
     Actor,
     DecideInput,
     Decision,
+    RecordRequestInput,
     RequestStatus,
     RequestView,
     UpdateAnswer,
     request_workflow_id,
 )
+from domain.audit import AuditActivityNames
 from domain.events import EventType, HrEvent, WorkerRecord
 from domain.identity import LifecycleStage
 from domain.policy import Policy
@@ -47,6 +50,20 @@ def access_test_policy() -> Policy:
     return load_policy(ACCESS_POLICY_PATH)
 
 
+class HeldRecord:
+    """The record activity, which a test may hold on its way (to act while it runs)."""
+
+    def __init__(self, store: AccessRecordStore) -> None:
+        self._record = AccessRecordActivities(store)
+        self.hold: Callable[[RecordRequestInput], Awaitable[None]] | None = None
+
+    @activity.defn(name=AuditActivityNames.RECORD_REQUEST)
+    async def record_request(self, input: RecordRequestInput) -> None:
+        if self.hold is not None:
+            await self.hold(input)
+        await self._record.record_request(input)
+
+
 @dataclass
 class AccessHarness:
     env: WorkflowEnvironment
@@ -55,6 +72,7 @@ class AccessHarness:
     store: AccessRecordStore
     identities: dict[str, WorkflowHandle]
     requests: list[WorkflowHandle]
+    record: HeldRecord
 
     async def hire(
         self, employee_id: str, manager_id: str | None = None, department: str = "Finance"
@@ -186,9 +204,9 @@ async def access_worker(
     queue = f"access-test-{uuid.uuid4()}"
     store = AccessRecordStore(store_path)
     access = AccessActivities(env.client, directory)
-    record = AccessRecordActivities(store)
+    record = HeldRecord(store)
     plans = PolicyActivities(policy)
-    harness = AccessHarness(env, queue, directory, store, {}, [])
+    harness = AccessHarness(env, queue, directory, store, {}, [], record)
     async with Worker(
         env.client,
         task_queue=queue,
