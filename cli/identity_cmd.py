@@ -32,7 +32,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 async def _show_async(employee_id: str, as_json: bool) -> int:
-    console = Console()
+    console = Console(emoji=False)  # names like "Team :rocket:" print as written
     client = await connect(temporal_settings())
     try:
         state = await client.get_workflow_handle(identity_workflow_id(employee_id)).query(

@@ -135,11 +135,16 @@ def _answer(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def command_console(**options: Any) -> Console:
+    # No emoji codes: a resource such as `app:ledger:reader` must not print as a ledger icon.
+    return Console(emoji=False, **options)
+
+
 def _with_api(command: Callable[[argparse.Namespace, Any, Console], int]) -> Callable[..., int]:
     """Open the session's client, run the command, and turn an API refusal into one line, exit 1."""
 
     def handler(args: argparse.Namespace) -> int:
-        console = Console()
+        console = command_console()
         try:
             with api_client() as client:
                 return command(args, client, console)

@@ -23,7 +23,7 @@ from api.settings import ApiSettings
 from cli import api_calls
 from cli.api_session import Session, save_session
 from cli.main import main
-from cli.requests_cmd import render_request
+from cli.requests_cmd import command_console, render_request
 from domain.access_request import RequestStatus, RequestView, StageView, StoryEntry
 from tests.support.asgi_server import serving
 from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
@@ -478,3 +478,11 @@ async def test_round_trip_through_the_running_api(
     assert "granted" in shown
     assert "Refused attempt" in shown and STRANGER in shown
     assert f"{FAKE_APPROVER}" in shown and "comment: ok" in shown
+
+
+def test_show_prints_app_role_resources_as_written() -> None:
+    # `:ledger:` is also an emoji code; the command's console must not turn it into an icon.
+    out = io.StringIO()
+    view = story_view().model_copy(update={"resources": ["app:ledger:reader"]})
+    render_request(command_console(file=out, width=220, color_system=None), view)
+    assert "app:ledger:reader" in out.getvalue()
