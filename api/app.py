@@ -19,8 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from api import problems
-from api.access import AccessServices, audit_router
-from api.access import router as access_router
+from api.access_actions import router as access_actions_router
+from api.access_requests import router as access_requests_router
+from api.access_services import AccessServices
+from api.audit_export import router as audit_export_router
 from api.auth import require_intake_token
 from api.intake import (
     EventBatch,
@@ -173,8 +175,9 @@ def create_app(
             return JSONResponse({"status": "ok", "temporal": "ok"})
         return JSONResponse({"status": "unavailable", "temporal": "unreachable"}, status_code=503)
 
-    app.include_router(access_router)
-    app.include_router(audit_router)
+    app.include_router(access_requests_router)
+    app.include_router(access_actions_router)
+    app.include_router(audit_export_router)
     _document_body_models(app)
     return app
 

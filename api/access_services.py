@@ -1,0 +1,120 @@
+"""Wiring of the access endpoints: their services, the caller and the record store as dependencies.
+
+The caller is whoever the verified bearer token says (DESIGN.md rule 5): no body names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from api.caller import Caller, TokenVerifier
+from api.problems import ProblemException
+from api.settings import ApiSettings
+from audit.store import AccessRecordStore
+from domain.policy import Policy
+from domain.policy_file import load_policy
+
+ACCESS_PREFIX = "/v1/access"
+# Every request's workflow id starts so (`request_workflow_id`); anything else is not a request, and
+# must not let a caller reach another workflow's updates or queries through these endpoints.
+REQUEST_ID_PREFIX = "access-request-"
+
+# A query or an update waits for a worker to answer; the client would wait for an update forever
+# (it retries until the update is accepted). Past these, the caller gets a 503 to retry later.
+QUERY_TIMEOUT = timedelta(seconds=10)
+UPDATE_TIMEOUT = timedelta(seconds=30)
+
+TAG_REQUESTS = "Access requests"
+
+
+@dataclass
+class AccessServices:
+    """What the access endpoints need besides Temporal; kept on `app.state.access`."""
+
+    policy: Policy
+    task_queue: str
+    # None: not configured; the endpoints that need it answer 503 saying what to set.
+    verifier: TokenVerifier | None
+    store: AccessRecordStore | None
+    query_timeout: timedelta = QUERY_TIMEOUT
+    update_timeout: timedelta = UPDATE_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, settings: ApiSettings, policy: Policy | None = None) -> AccessServices:
+        """Loads the policy file now: a bad file fails startup with its message (PolicyFileError)."""
+        return cls(
+            policy=policy if policy is not None else load_policy(settings.policy_path),
+            task_queue=settings.task_queue,
+            verifier=TokenVerifier(settings.tokens) if settings.tokens is not None else None,
+            store=(
+                AccessRecordStore(settings.access_record_db)
+                if settings.access_record_db is not None
+                else None
+            ),
+        )
+
+    async def aclose(self) -> None:
+        if self.verifier is not None:
+            await self.verifier.aclose()
+
+
+def services_of(request: Request) -> AccessServices:
+    return request.app.state.access
+
+
+def temporal_of(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+# Documents the scheme (the /docs "Authorize" button); the verifier reads the raw header itself.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="AccessToken",
+    description="An Entra ID access token for the Tenure API (audience api://tenure by default).",
+)
+
+
+async def authenticated_caller(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Caller:
+    verifier = services_of(request).verifier
+    if verifier is None:
+        raise ProblemException(
+            503,
+            "Access API not configured",
+            "This API cannot verify callers' tokens: set TENURE_API_TOKEN_ISSUER (the token "
+            "issuer, e.g. https://login.microsoftonline.com/<tenant>/v2.0) and, if not "
+            "api://tenure, TENURE_API_TOKEN_AUDIENCE, then restart it.",
+        )
+    return await verifier.caller(request.headers.get("authorization"))
+
+
+def record_store(request: Request) -> AccessRecordStore:
+    store = services_of(request).store
+    if store is None:
+        raise ProblemException(
+            503,
+            "Access records not configured",
+            "This API has no access record store: set TENURE_ACCESS_RECORD_DB to the database "
+            "file the Tenure worker records access requests in, then restart it.",
+        )
+    return store
+
+
+CallerDep = Annotated[Caller, Depends(authenticated_caller)]
+StoreDep = Annotated[AccessRecordStore, Depends(record_store)]
+RequestIdPath = Annotated[
+    str,
+    Path(
+        description="The request's id, as returned when it was submitted.",
+        examples=["access-request-E1001-accounts-payable-3f2a9c1b0d"],
+        max_length=300,
+    ),
+]
