@@ -26,8 +26,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retry import PROVISIONING
 
 CHILD_TASK_TIMEOUT = timedelta(seconds=30)
-# Marks runs that copy their access changes to the access record (added with access requests).
+# Mark runs that copy their access changes to the access record: first as an activity (added with
+# access requests), then as a local activity, which spares the server a task per transition.
 ACCESS_RECORD_PATCH = "access-record"
+ACCESS_RECORD_LOCAL_PATCH = "access-record-local"
 
 
 class IdentityCore:
@@ -47,15 +49,20 @@ class IdentityCore:
     _left_event: HrEvent | None
 
     async def _record_access_changes(self, changes: list[AccessChange]) -> None:
-        """Copy access changes to the access record. Histories recorded before the record
-        existed replay without this activity, hence the patch marker."""
-        if not changes or not workflow.patched(ACCESS_RECORD_PATCH):
+        """Copy access changes to the access record. The markers keep older histories replaying:
+        without either, the copy did not exist; with the first only, it was a (remote) activity."""
+        if not changes:
             return
-        await workflow.execute_activity(
-            AuditActivityNames.RECORD_ACCESS_CHANGES,
-            RecordAccessChangesInput(changes=changes),
-            **PROVISIONING,
-        )
+        record = RecordAccessChangesInput(changes=changes)
+        if workflow.patched(ACCESS_RECORD_LOCAL_PATCH):
+            # A local write in the worker's own store: a local activity, at least once.
+            await workflow.execute_local_activity(
+                AuditActivityNames.RECORD_ACCESS_CHANGES, record, **PROVISIONING
+            )
+        elif workflow.patched(ACCESS_RECORD_PATCH):
+            await workflow.execute_activity(
+                AuditActivityNames.RECORD_ACCESS_CHANGES, record, **PROVISIONING
+            )
 
     def _start(self, kind: str, child_id: str, work: Coroutine[Any, Any, None]) -> None:
         async def run_and_wake() -> None:
