@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
@@ -98,6 +99,9 @@ class AccessRecordStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # One writer at a time within this process: threads queue here instead of in SQLite's
+        # busy handler, which sleeps in steps of up to 100 ms between retries of a held lock.
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as conn:
             # Persistent in the file: every later connection uses the write-ahead log.
@@ -126,7 +130,7 @@ class AccessRecordStore:
         last_seq = story[-1].seq if story else 0
         updated_at = _ts(view.updated_at)
         changes = access_changes_from_view(view)
-        with closing(self._connect()) as conn, _transaction(conn):
+        with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
             conn.executemany(
                 "INSERT OR IGNORE INTO story_lines (request_id, seq, at, kind, actor, entry)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -171,7 +175,7 @@ class AccessRecordStore:
 
     def record_access_changes(self, changes: Iterable[AccessChange]) -> None:
         """Keep each change once: a change id already recorded keeps its first copy."""
-        with closing(self._connect()) as conn, _transaction(conn):
+        with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
             _insert_changes(conn, list(changes))
 
     # ---- reads (the API, the CLI) --------------------------------------------------------------
