@@ -29,7 +29,6 @@ from domain.identity import (
     IdentityContract,
     IdentityState,
     LifecycleStage,
-    ReserveAccessInput,
     ReserveAccessResult,
 )
 from domain.provisioning import EmployeeIdInput, Mailbox, SendMailInput
@@ -77,14 +76,7 @@ class AccessActivities:
         try:
             return await handle.execute_update(
                 IdentityContract.UPDATE_RESERVE_ACCESS,
-                ReserveAccessInput(
-                    request_id=input.request_id,
-                    package_id=input.package_id,
-                    keys=input.keys,
-                    groups=input.groups,
-                    apps=input.apps,
-                    sod_rules=input.sod_rules,
-                ),
+                input.reservation,
                 result_type=ReserveAccessResult,
             )
         except WorkflowUpdateFailedError as err:

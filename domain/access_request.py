@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from domain.access_policy import ApproverSource, AssignmentPolicy, PackageResource, SodRule
 from domain.events import WorkerRecord
+from domain.identity import ReserveAccessInput
 
 
 class AccessRequestContract:
@@ -264,12 +265,7 @@ class ReserveInput(BaseModel):
     """Register the request with the beneficiary's identity entity, which checks SoD atomically."""
 
     beneficiary_id: str
-    request_id: str
-    package_id: str
-    keys: list[str]
-    groups: list[str] = Field(default_factory=list)
-    apps: list[str] = Field(default_factory=list)
-    sod_rules: list[SodRule] = Field(default_factory=list)
+    reservation: ReserveAccessInput
 
 
 class ResolveApproversInput(BaseModel):

@@ -55,7 +55,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.approval import decision_refusal, expiry_reminders
     from domain.audit import AuditActivityNames
     from domain.events import identity_workflow_id
-    from domain.identity import AccessRequestChanged, IdentityContract, ReserveAccessResult
+    from domain.identity import (
+        AccessRequestChanged,
+        IdentityContract,
+        ReserveAccessInput,
+        ReserveAccessResult,
+    )
     from domain.provisioning import ActivityNames, EnsureScimUserInput, GroupMembershipInput
     from domain.search_attributes import ACCESS_PACKAGE, EMPLOYEE_ID, REQUEST_STATUS
     from domain.sod import package_keys
@@ -278,12 +283,14 @@ class AccessRequestWorkflow(ChainHost):
             AccessActivityNames.RESERVE,
             ReserveInput(
                 beneficiary_id=input.beneficiary_id,
-                request_id=workflow.info().workflow_id,
-                package_id=plan.package_id,
-                keys=keys,
-                groups=[r.group for r in plan.resources if r.group],
-                apps=sorted({r.app for r in plan.resources if r.app}),
-                sod_rules=plan.sod_rules,
+                reservation=ReserveAccessInput(
+                    request_id=workflow.info().workflow_id,
+                    package_id=plan.package_id,
+                    keys=keys,
+                    groups=[r.group for r in plan.resources if r.group],
+                    apps=sorted({r.app for r in plan.resources if r.app}),
+                    sod_rules=plan.sod_rules,
+                ),
             ),
             result_type=ReserveAccessResult,
             **PROVISIONING,
