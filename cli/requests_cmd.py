@@ -188,23 +188,27 @@ def _list(args: argparse.Namespace, client: Any, console: Console) -> int:
     if not answer["requests"]:
         console.print("No requests." if not args.status else f"No {args.status} requests.")
         return 0
-    table = Table(title="Your access requests", title_justify="left")
-    for column in ("Request", "Package", "For", "By", "Status", "Waiting on", "Ends", "Submitted"):
-        table.add_column(column)
+    console.print(f"[bold]Your access requests[/bold] ({len(answer['requests'])})")
     for item in answer["requests"]:
         waiting = item.get("waiting_on")
-        table.add_row(
-            item["request_id"],
-            escape(item["package_name"]),
-            item["beneficiary_id"],
-            item["requester_id"],
+        facts = [
+            f"{escape(item['package_name'])} for {item['beneficiary_id']}, "
+            f"asked by {item['requester_id']} {_when(item['submitted_at'])}",
             _status_text(item["status"]),
-            _waiting_text(waiting) if waiting else "",
-            _when(item.get("expires_at")),
-            _when(item["submitted_at"]),
-        )
-    console.print(table)
+        ]
+        if waiting:
+            facts.append(f"waiting on {_waiting_text(waiting)}")
+        if item.get("expires_at"):
+            facts.append(f"ends {_when(item['expires_at'])}")
+        _print_item(console, item["request_id"], facts)
     return 0
+
+
+def _print_item(console: Console, request_id: str, facts: list[str]) -> None:
+    # The id on a line of its own: it is what the next command needs, so it is never cut or
+    # wrapped inside a table cell, whatever the terminal's width.
+    console.print(f"[cyan]{request_id}[/cyan]", soft_wrap=True)
+    console.print("  " + " · ".join(facts))
 
 
 def _approvals(args: argparse.Namespace, client: Any, console: Console) -> int:
@@ -212,20 +216,18 @@ def _approvals(args: argparse.Namespace, client: Any, console: Console) -> int:
     if not answer["requests"]:
         console.print("Nothing waits for your decision.")
         return 0
-    table = Table(title="Waiting for your decision", title_justify="left")
-    for column in ("Request", "Package", "For", "Asked by", "Stage", "Decide by"):
-        table.add_column(column)
+    console.print(f"[bold]Waiting for your decision[/bold] ({len(answer['requests'])})")
     for item in answer["requests"]:
         stage = item.get("waiting_on") or {}
-        table.add_row(
+        _print_item(
+            console,
             item["request_id"],
-            escape(item["package_name"]),
-            item["beneficiary_id"],
-            item["requester_id"],
-            escape(stage.get("name", "")),
-            _when(stage.get("deadline")),
+            [
+                f"{escape(item['package_name'])} for {item['beneficiary_id']}, "
+                f"asked by {item['requester_id']}",
+                f"{escape(stage.get('name', ''))}: decide by {_when(stage.get('deadline'))}",
+            ],
         )
-    console.print(table)
     console.print("Decide with: tenure requests approve|deny ID [--comment TEXT]")
     return 0
 

@@ -486,3 +486,18 @@ def test_show_prints_app_role_resources_as_written() -> None:
     view = story_view().model_copy(update={"resources": ["app:ledger:reader"]})
     render_request(command_console(file=out, width=220, color_system=None), view)
     assert "app:ledger:reader" in out.getvalue()
+
+
+def test_approvals_print_each_full_id_on_its_own_line(
+    api: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The id is what `approve` needs: even a narrow terminal must show it whole.
+    monkeypatch.setenv("COLUMNS", "40")
+    waiting = story_view().model_copy(
+        update={"status": RequestStatus.PENDING_APPROVAL, "waiting_on": story_view().stages[0]}
+    )
+    summary = json.loads(waiting.model_dump_json(exclude={"story", "stages", "answers"}))
+    api(lambda request: httpx.Response(200, json={"requests": [summary], "count": 1}))
+    assert main(["requests", "approvals"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert REQUEST_ID in lines
