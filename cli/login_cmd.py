@@ -23,7 +23,7 @@ from cli.api_session import (
     remove_session,
     save_session,
 )
-from emulators.graph.tokens import DEFAULT_TENANT_ID, EMULATED_USER_GRANT
+from emulators.graph.tokens import DEFAULT_TENANT_ID, emulated_user_token_form
 from stack.config import API_TOKEN_AUDIENCE
 from stack.credentials import read_credentials
 from stack.stack_file import read_stack_file, tenure_home
@@ -109,11 +109,7 @@ def log_in(home: Path, employee_id: str, http: httpx.Client | None = None) -> Se
         raise LoginError(f"{NO_STACK} (no credentials in {home})")
     endpoint = _token_endpoint(stack)
     audience = (stack.get("api") or {}).get("token_audience") or API_TOKEN_AUDIENCE
-    form = {
-        "grant_type": EMULATED_USER_GRANT,
-        "employee_id": employee_id,
-        "scope": f"{audience}/.default",
-    }
+    form = emulated_user_token_form(employee_id, audience)
     headers = {"Authorization": f"Bearer {creds.graph_token}"}
     client = http or httpx.Client(timeout=15.0)
     try:

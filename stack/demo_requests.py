@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 from domain.access_request import RequestStatus, request_workflow_id
 from domain.events import identity_workflow_id
 from domain.identity import IdentityContract, LifecycleStage
-from emulators.graph.tokens import EMULATED_USER_GRANT
+from emulators.graph.tokens import emulated_user_token_form
 
 APP_ROLES: dict[str, list[str]] = {"E0001": ["Tenure.Admin"], "E0005": ["Tenure.Auditor"]}
 # How long the demo waits for its people to be provisioned and active, and for each request to
@@ -211,11 +211,7 @@ class _Demo:
     async def _try_token(self, employee_id: str) -> bool:
         if employee_id in self.tokens:
             return True
-        form = {
-            "grant_type": EMULATED_USER_GRANT,
-            "employee_id": employee_id,
-            "scope": f"{self.endpoints.audience}/.default",
-        }
+        form = emulated_user_token_form(employee_id, self.endpoints.audience)
         headers = {"Authorization": f"Bearer {self.endpoints.graph_token}"}
         url = self.endpoints.token_endpoint
         response = await self._call("POST", url, data=form, headers=headers)

@@ -180,25 +180,19 @@ class MoveSteps(IdentityCore):
         state.pending_removals = [p for p in state.pending_removals if p not in due]
         if state.stage is not LifecycleStage.ACTIVE or state.graph_user_id is None:
             return
+        # Access the person also holds through a package stays.
+        kept = {("graph_group", g) for g in identity_access.package_groups(state)} | {
+            ("scim_app", a) for a in identity_access.package_apps(state)
+        }
+        to_remove = [p for p in due if (p.kind, p.target) not in kept]
         try:
             result: GraceRemovalResult = await workflow.execute_child_workflow(
                 GraceRemovalContract.WORKFLOW,
                 GraceRemovalInput(
                     employee_id=state.employee_id,
                     user_id=state.graph_user_id,
-                    # Access the person also holds through a package stays.
-                    groups=[
-                        p.target
-                        for p in due
-                        if p.kind == "graph_group"
-                        and p.target not in identity_access.package_groups(state)
-                    ],
-                    apps=[
-                        p.target
-                        for p in due
-                        if p.kind == "scim_app"
-                        and p.target not in identity_access.package_apps(state)
-                    ],
+                    groups=[p.target for p in to_remove if p.kind == "graph_group"],
+                    apps=[p.target for p in to_remove if p.kind == "scim_app"],
                 ),
                 id=child_id,
                 result_type=GraceRemovalResult,

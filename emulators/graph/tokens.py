@@ -34,6 +34,17 @@ from emulators.graph.store import Directory
 DEFAULT_TENANT_ID = "b4fde5c4-34f8-5d18-84cc-13304d9a0510"
 EMULATED_USER_GRANT = "urn:tenure:params:oauth:grant-type:emulated-user"
 APP_ROLES = ("Tenure.Admin", "Tenure.Auditor")
+
+
+def emulated_user_token_form(employee_id: str, audience: str) -> dict[str, str]:
+    """The token endpoint's form for a person's token (POSTed with the emulator's control token)."""
+    return {
+        "grant_type": EMULATED_USER_GRANT,
+        "employee_id": employee_id,
+        "scope": f"{audience}/.default",
+    }
+
+
 ALGORITHM = "RS256"
 KEY_BITS = 2048
 DEFAULT_LIFETIME_S = 3600
