@@ -250,8 +250,8 @@ class ApprovalStage(_Strict):
         for lead in self.reminders:
             if lead >= self.deadline:
                 raise ValueError(
-                    f"reminder {_text(lead)} before the deadline is not inside the stage's "
-                    f"deadline of {_text(self.deadline)}"
+                    f"reminder {describe_duration(lead)} before the deadline is not inside the stage's "
+                    f"deadline of {describe_duration(self.deadline)}"
                 )
         previous = timedelta(0)
         for i, level in enumerate(self.escalations):
@@ -259,8 +259,8 @@ class ApprovalStage(_Strict):
                 raise ValueError(f"escalations[{i}]: each level must come after the one before")
             if level.after >= self.deadline:
                 raise ValueError(
-                    f"escalations[{i}]: after {_text(level.after)} is not before the deadline "
-                    f"({_text(self.deadline)})"
+                    f"escalations[{i}]: after {describe_duration(level.after)} is not before the deadline "
+                    f"({describe_duration(self.deadline)})"
                 )
             previous = level.after
         if self.on_timeout is TimeoutOutcome.ESCALATE and not self.fallback:
@@ -450,13 +450,10 @@ class AccessSettings(_Strict):
         return self
 
 
-def _text(value: timedelta) -> str:
+def describe_duration(value: timedelta) -> str:
+    """`3d`, `36h`, `90m` or `45s`: the largest whole unit."""
     seconds = int(value.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def describe_duration(value: timedelta) -> str:
-    return _text(value)
