@@ -110,8 +110,8 @@ def _search_ids(storage: SqliteStorage, provider, resource_type, scim_filter: st
     request = _request(provider, resource_type, scim_filter, **params)
     # `f and f` means `f`, but is no single comparison: the storage answers it by a full scan.
     scanned = _request(provider, resource_type, f"({scim_filter}) and ({scim_filter})", **params)
-    assert storage._indexed_rows([resource_type], request.filter) is not None
-    assert storage._indexed_rows([resource_type], scanned.filter) is None
+    assert storage._index.rows([resource_type], request.filter) is not None
+    assert storage._index.rows([resource_type], scanned.filter) is None
     page = storage.search([resource_type], request)
     reference = storage.search([resource_type], scanned)
     assert page.total == reference.total
@@ -166,9 +166,7 @@ def test_indexed_eq_searches_answer_as_the_scan(tmp_path: Path) -> None:
         # Other filters, and searches over several types, still scan.
         for scim_filter in ('userName ne "x"', 'userName sw "ada"', "externalId pr"):
             assert (
-                storage._indexed_rows(
-                    [user_type], _request(provider, user_type, scim_filter).filter
-                )
+                storage._index.rows([user_type], _request(provider, user_type, scim_filter).filter)
                 is None
             )
     finally:

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         TapIssued,
         UserIdInput,
     )
+    from workflows.progress import ProgressReporter
     from workflows.retry import PROVISIONING, WAIT_FOR_MANAGER
 
 T = TypeVar("T")
@@ -39,12 +40,12 @@ T = TypeVar("T")
 @workflow.defn(name=JoinerContract.WORKFLOW)
 class JoinerWorkflow:
     def __init__(self) -> None:
-        self._progress = JoinerProgress()
+        self._report = ProgressReporter(JoinerProgress())
         self._inflight: list[asyncio.Future[Any]] = []
 
     @workflow.query(name=JoinerContract.QUERY_PROGRESS)
     def progress(self) -> JoinerProgress:
-        return self._progress
+        return self._report.model
 
     @workflow.run
     async def run(self, input: JoinerInput) -> JoinerResult:
@@ -59,7 +60,7 @@ class JoinerWorkflow:
         )
         start_at = input.start_at
         pre_hire_at = start_at - timedelta(days=plan.pre_hire_days)
-        self._progress.start_at, self._progress.pre_hire_at = start_at, pre_hire_at
+        self._report.model.start_at, self._report.model.pre_hire_at = start_at, pre_hire_at
 
         # A terminate before the start date withdraws the hire by cancelling this run. Work that
         # has begun is shielded from the cancellation and finished first, so the clean-up knows
@@ -82,7 +83,7 @@ class JoinerWorkflow:
             await self._withdraw(input, plan)
             raise
 
-        self._phase("done", f"provisioned {user.user_principal_name}")
+        self._report.phase("done", f"provisioned {user.user_principal_name}")
         return JoinerResult(
             user_id=user.user_id,
             user_principal_name=user.user_principal_name,
@@ -90,7 +91,7 @@ class JoinerWorkflow:
             apps=plan.apps,
             enabled_at=enabled_at,
             tap_mailed_to=tap_mailed_to,
-            warnings=self._progress.warnings,
+            warnings=self._report.model.warnings,
         )
 
     async def _provision(
@@ -98,7 +99,7 @@ class JoinerWorkflow:
     ) -> tuple[GraphUserRef, str | None]:
         worker = input.worker
         start_at = input.start_at
-        self._phase("provisioning", "creating the account and granting birthright access")
+        self._report.phase("provisioning", "creating the account and granting birthright access")
         # A rehire finds the existing account by employeeId; account_enabled re-enables it.
         user: GraphUserRef = await workflow.execute_activity(
             ActivityNames.GRAPH_ENSURE_USER,
@@ -111,11 +112,11 @@ class JoinerWorkflow:
             result_type=GraphUserRef,
             **PROVISIONING,
         )
-        self._progress.user_id, self._progress.user_principal_name = (
+        self._report.model.user_id, self._report.model.user_principal_name = (
             user.user_id,
             user.user_principal_name,
         )
-        self._done(f"graph account {'enabled' if enabled_now else 'created disabled'}")
+        self._report.done(f"graph account {'enabled' if enabled_now else 'created disabled'}")
 
         # Manager, groups, each app account and the manager's TAP are independent of one another:
         # run them together (and the welcome mail too when the person has already started).
@@ -134,7 +135,7 @@ class JoinerWorkflow:
         return user, tap_mailed_to
 
     async def _enable(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
-        self._phase("enabling", "start date reached: enabling the account everywhere")
+        self._report.phase("enabling", "start date reached: enabling the account everywhere")
         await asyncio.gather(
             workflow.execute_activity(
                 ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
@@ -150,7 +151,7 @@ class JoinerWorkflow:
                 for app in plan.apps
             ),
         )
-        self._done("account enabled on the start date")
+        self._report.done("account enabled on the start date")
         await self._send_welcome(user, input, plan)
 
     async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
@@ -160,15 +161,15 @@ class JoinerWorkflow:
 
     async def _withdraw(self, input: JoinerInput, plan: JoinerPlan) -> None:
         """Undo the hire: the person never starts (DOMAIN.md: pre-hire withdrawn)."""
-        self._phase("withdrawing", "hire withdrawn: undoing the pre-hire work")
+        self._report.phase("withdrawing", "hire withdrawn: undoing the pre-hire work")
         for task in self._inflight:
             try:
                 await task
             except Exception as err:  # a failed step still leaves the rest to undo
-                self._progress.warnings.append(f"unfinished before withdrawal: {err}")
-        user_id = self._progress.user_id
+                self._report.warn(f"unfinished before withdrawal: {err}")
+        user_id = self._report.model.user_id
         if user_id is None:
-            self._phase("withdrawn", "hire withdrawn before any account was created")
+            self._report.phase("withdrawn", "hire withdrawn before any account was created")
             return
         # Sign-in off first, whatever follows.
         await workflow.execute_activity(
@@ -190,7 +191,7 @@ class JoinerWorkflow:
                     for app in apps
                 ),
             )
-            self._phase("withdrawn", "rehire withdrawn: earlier accounts disabled again")
+            self._report.phase("withdrawn", "rehire withdrawn: earlier accounts disabled again")
             return
         # A person who never started has no history worth keeping: delete what this run created.
         await asyncio.gather(
@@ -199,7 +200,7 @@ class JoinerWorkflow:
             ),
             *(self._delete_app_account(app, input.employee_id) for app in apps),
         )
-        self._phase("withdrawn", "hire withdrawn: the accounts created for it are deleted")
+        self._report.phase("withdrawn", "hire withdrawn: the accounts created for it are deleted")
 
     async def _delete_app_account(self, app: str, employee_id: str) -> None:
         await workflow.execute_activity(
@@ -224,7 +225,7 @@ class JoinerWorkflow:
                 **PROVISIONING,
             )
         except ActivityError as err:
-            self._progress.warnings.append(f"{app} account not deactivated: {err.cause or err}")
+            self._report.warn(f"{app} account not deactivated: {err.cause or err}")
 
     async def _send_welcome(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
         await workflow.execute_activity(
@@ -242,12 +243,12 @@ class JoinerWorkflow:
             ),
             **PROVISIONING,
         )
-        self._done("welcome mail sent")
+        self._report.done("welcome mail sent")
 
     async def _sleep_until(self, when: datetime, phase: str, details: str) -> None:
         delay = when - workflow.now()
         if delay > timedelta(0):
-            self._phase(phase, f"waiting: {details}")
+            self._report.phase(phase, f"waiting: {details}")
             await workflow.sleep(delay)
 
     async def _set_manager(self, user_id: str, manager_id: str | None) -> None:
@@ -259,10 +260,10 @@ class JoinerWorkflow:
                 SetManagerInput(user_id=user_id, manager_employee_id=manager_id),
                 **WAIT_FOR_MANAGER,
             )
-            self._done(f"manager set to {manager_id}")
+            self._report.done(f"manager set to {manager_id}")
         except ActivityError as err:
             # A manager who never appears must not block the hire: record it for the operator.
-            self._progress.warnings.append(f"manager {manager_id} not set: {err.cause or err}")
+            self._report.warn(f"manager {manager_id} not set: {err.cause or err}")
 
     async def _grant_groups(self, user_id: str, groups: list[str]) -> None:
         if not groups:
@@ -273,7 +274,7 @@ class JoinerWorkflow:
             result_type=GroupMembershipResult,
             **PROVISIONING,
         )
-        self._done(f"member of {len(result.group_ids)} birthright groups")
+        self._report.done(f"member of {len(result.group_ids)} birthright groups")
 
     async def _ensure_app_account(
         self, app: str, input: JoinerInput, user_name: str, active: bool, roles: list[str]
@@ -286,14 +287,14 @@ class JoinerWorkflow:
             result_type=ScimUserRef,
             **PROVISIONING,
         )
-        self._done(f"{app} account {'active' if active else 'created inactive'}")
+        self._report.done(f"{app} account {'active' if active else 'created inactive'}")
 
     async def _issue_tap(
         self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan, start_at: datetime
     ) -> str | None:
         manager_id = input.worker.manager_id
         if not manager_id:
-            self._progress.warnings.append("no manager: no Temporary Access Pass was sent")
+            self._report.warn("no manager: no Temporary Access Pass was sent")
             return None
         try:
             issued: TapIssued = await workflow.execute_activity(
@@ -310,14 +311,7 @@ class JoinerWorkflow:
                 **WAIT_FOR_MANAGER,
             )
         except ActivityError as err:
-            self._progress.warnings.append(f"Temporary Access Pass not sent: {err.cause or err}")
+            self._report.warn(f"Temporary Access Pass not sent: {err.cause or err}")
             return None
-        self._done(f"Temporary Access Pass mailed to manager {manager_id}")
+        self._report.done(f"Temporary Access Pass mailed to manager {manager_id}")
         return issued.mailed_to_user_id
-
-    def _phase(self, phase: str, details: str) -> None:
-        self._progress.phase = phase
-        workflow.set_current_details(details)
-
-    def _done(self, step: str) -> None:
-        self._progress.done.append(step)

@@ -36,17 +36,18 @@ with workflow.unsafe.imports_passed_through():
         SetScimActiveInput,
         UserIdInput,
     )
+    from workflows.progress import ProgressReporter
     from workflows.retry import NOTICE, PROVISIONING
 
 
 @workflow.defn(name=LeaverContract.WORKFLOW)
 class LeaverWorkflow:
     def __init__(self) -> None:
-        self._progress = LeaverProgress()
+        self._report = ProgressReporter(LeaverProgress())
 
     @workflow.query(name=LeaverContract.QUERY_PROGRESS)
     def progress(self) -> LeaverProgress:
-        return self._progress
+        return self._report.model
 
     @workflow.run
     async def run(self, input: LeaverInput) -> LeaverResult:
@@ -57,16 +58,18 @@ class LeaverWorkflow:
             start_to_close_timeout=timedelta(seconds=10),
         )
         # Sign-in first: whatever else is slow, the person cannot sign in any more.
-        self._phase("disabling", "disabling the account")
+        self._report.phase("disabling", "disabling the account")
         await workflow.execute_activity(
             ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
             SetAccountEnabledInput(user_id=input.user_id, enabled=False),
             **PROVISIONING,
         )
         disabled_at = workflow.now()
-        self._done("graph account disabled")
+        self._report.done("graph account disabled")
 
-        self._phase("removing", "revoking sessions, removing access, deactivating app accounts")
+        self._report.phase(
+            "removing", "revoking sessions, removing access, deactivating app accounts"
+        )
         deactivated = await asyncio.gather(
             self._revoke_sessions(input.user_id),
             self._remove_groups(input.user_id, input.groups),
@@ -76,7 +79,7 @@ class LeaverWorkflow:
         mailed = await self._tell_manager(input, plan)
 
         deletion = input.leave_at + timedelta(days=plan.retention_days)
-        self._phase("done", f"access removed; accounts deleted after {deletion:%Y-%m-%d}")
+        self._report.phase("done", f"access removed; accounts deleted after {deletion:%Y-%m-%d}")
         return LeaverResult(
             disabled_at=disabled_at,
             sessions_revoked=True,
@@ -84,7 +87,7 @@ class LeaverWorkflow:
             apps_deactivated=apps,
             manager_mailed=mailed,
             retention_days=plan.retention_days,
-            warnings=self._progress.warnings,
+            warnings=self._report.model.warnings,
         )
 
     async def _revoke_sessions(self, user_id: str) -> bool:
@@ -93,7 +96,7 @@ class LeaverWorkflow:
             UserIdInput(user_id=user_id),
             **PROVISIONING,
         )
-        self._done("sign-in sessions revoked")
+        self._report.done("sign-in sessions revoked")
         return True
 
     async def _remove_groups(self, user_id: str, groups: list[str]) -> bool:
@@ -103,7 +106,7 @@ class LeaverWorkflow:
                 GroupMembershipInput(user_id=user_id, groups=groups, present=False),
                 **PROVISIONING,
             )
-            self._done(f"removed from {len(groups)} groups")
+            self._report.done(f"removed from {len(groups)} groups")
         return True
 
     async def _deactivate(self, app: str, employee_id: str) -> bool:
@@ -115,14 +118,14 @@ class LeaverWorkflow:
             )
         except ActivityError as err:
             # Only non-retryable errors end up here (e.g. the account is already gone).
-            self._progress.warnings.append(f"{app} account not deactivated: {err.cause or err}")
+            self._report.warn(f"{app} account not deactivated: {err.cause or err}")
             return False
-        self._done(f"{app} account deactivated")
+        self._report.done(f"{app} account deactivated")
         return True
 
     async def _tell_manager(self, input: LeaverInput, plan: LeaverPlan) -> str | None:
         if not input.manager_id:
-            self._progress.warnings.append("no manager: nobody was told")
+            self._report.warn("no manager: nobody was told")
             return None
         try:
             manager: Mailbox = await workflow.execute_activity(
@@ -149,19 +152,10 @@ class LeaverWorkflow:
                 **NOTICE,
             )
         except ActivityError as err:
-            self._progress.warnings.append(
-                f"manager {input.manager_id} not told: {err.cause or err}"
-            )
+            self._report.warn(f"manager {input.manager_id} not told: {err.cause or err}")
             return None
-        self._done(f"manager {input.manager_id} told")
+        self._report.done(f"manager {input.manager_id} told")
         return input.manager_id
-
-    def _phase(self, phase: str, details: str) -> None:
-        self._progress.phase = phase
-        workflow.set_current_details(details)
-
-    def _done(self, step: str) -> None:
-        self._progress.done.append(step)
 
 
 @workflow.defn(name=RetentionContract.WORKFLOW)

@@ -42,17 +42,18 @@ with workflow.unsafe.imports_passed_through():
         SetManagerInput,
         SetScimActiveInput,
     )
+    from workflows.progress import ProgressReporter
     from workflows.retry import NOTICE, PROVISIONING, WAIT_FOR_MANAGER
 
 
 @workflow.defn(name=MoverContract.WORKFLOW)
 class MoverWorkflow:
     def __init__(self) -> None:
-        self._progress = MoverProgress()
+        self._report = ProgressReporter(MoverProgress())
 
     @workflow.query(name=MoverContract.QUERY_PROGRESS)
     def progress(self) -> MoverProgress:
-        return self._progress
+        return self._report.model
 
     @workflow.run
     async def run(self, input: MoverInput) -> MoverResult:
@@ -75,7 +76,7 @@ class MoverWorkflow:
         )
 
         # The directory first: attributes (the account stays enabled: only active identities move).
-        self._phase("updating", "updating the account's attributes")
+        self._report.phase("updating", "updating the account's attributes")
         await workflow.execute_activity(
             ActivityNames.GRAPH_ENSURE_USER,
             EnsureGraphUserInput(
@@ -87,11 +88,11 @@ class MoverWorkflow:
             result_type=GraphUserRef,
             **PROVISIONING,
         )
-        self._done("graph attributes updated")
+        self._report.done("graph attributes updated")
 
         # New access before old access goes, so access both roles share never lapses. App accounts
         # kept for a grace period are updated too (their roles stay as they are).
-        self._phase("granting", "granting the access the new attributes imply")
+        self._report.phase("granting", "granting the access the new attributes imply")
         old_manager = input.old_worker.manager_id if input.old_worker else None
         granted = {a.app for a in delta.apps}
         kept = [a.target for a in delta.access if a.kind == "scim_app" and a.target not in granted]
@@ -102,7 +103,7 @@ class MoverWorkflow:
             *(self._ensure_app(app, input, [], granted=False) for app in kept),
         )
 
-        self._phase("removing", "removing the access only the old attributes implied")
+        self._report.phase("removing", "removing the access only the old attributes implied")
         # What a package also grants stays: only its own request removes it.
         groups_off = [g for g in delta.remove_groups_now if g not in input.package_groups]
         apps_to_deactivate = [a for a in delta.deactivate_apps_now if a not in input.package_apps]
@@ -113,7 +114,7 @@ class MoverWorkflow:
         apps_off = [a for a, ok in zip(apps_to_deactivate, deactivated[1:], strict=True) if ok]
 
         mailed = await self._tell_managers(input, plan, changes) if is_move(changes) else []
-        self._phase("done", f"{len(changes)} attribute(s) changed")
+        self._report.phase("done", f"{len(changes)} attribute(s) changed")
         return MoverResult(
             changes=changes,
             access=delta.access,
@@ -123,7 +124,7 @@ class MoverWorkflow:
             deferred=delta.deferred,
             cancelled=delta.cancelled,
             managers_mailed=mailed,
-            warnings=self._progress.warnings,
+            warnings=self._report.model.warnings,
         )
 
     async def _set_manager(self, user_id: str, manager_id: str | None, old: str | None) -> None:
@@ -135,9 +136,9 @@ class MoverWorkflow:
                 SetManagerInput(user_id=user_id, manager_employee_id=manager_id),
                 **WAIT_FOR_MANAGER,
             )
-            self._done(f"manager set to {manager_id}")
+            self._report.done(f"manager set to {manager_id}")
         except ActivityError as err:
-            self._progress.warnings.append(f"manager {manager_id} not set: {err.cause or err}")
+            self._report.warn(f"manager {manager_id} not set: {err.cause or err}")
 
     async def _groups(self, user_id: str, groups: list[str], present: bool) -> bool:
         if groups:
@@ -146,7 +147,7 @@ class MoverWorkflow:
                 GroupMembershipInput(user_id=user_id, groups=groups, present=present),
                 **PROVISIONING,
             )
-            self._done(f"{'added to' if present else 'removed from'} {', '.join(groups)}")
+            self._report.done(f"{'added to' if present else 'removed from'} {', '.join(groups)}")
         return True
 
     async def _ensure_app(
@@ -172,7 +173,7 @@ class MoverWorkflow:
             result_type=ScimUserRef,
             **PROVISIONING,
         )
-        self._done(f"{app} account updated")
+        self._report.done(f"{app} account updated")
 
     async def _deactivate(self, app: str, employee_id: str) -> bool:
         try:
@@ -182,9 +183,9 @@ class MoverWorkflow:
                 **PROVISIONING,
             )
         except ActivityError as err:
-            self._progress.warnings.append(f"{app} account not deactivated: {err.cause or err}")
+            self._report.warn(f"{app} account not deactivated: {err.cause or err}")
             return False
-        self._done(f"{app} account deactivated")
+        self._report.done(f"{app} account deactivated")
         return True
 
     async def _tell_managers(
@@ -193,7 +194,7 @@ class MoverWorkflow:
         old = input.old_worker.manager_id if input.old_worker else None
         managers = list(dict.fromkeys(m for m in (old, input.worker.manager_id) if m))
         if not managers:
-            self._progress.warnings.append("no manager: nobody was told of the move")
+            self._report.warn("no manager: nobody was told of the move")
             return []
         name = input.worker.display_name or input.employee_id
         rows = "".join(
@@ -229,17 +230,10 @@ class MoverWorkflow:
                 **NOTICE,
             )
         except ActivityError as err:
-            self._progress.warnings.append(f"manager {manager_id} not told: {err.cause or err}")
+            self._report.warn(f"manager {manager_id} not told: {err.cause or err}")
             return False
-        self._done(f"manager {manager_id} told")
+        self._report.done(f"manager {manager_id} told")
         return True
-
-    def _phase(self, phase: str, details: str) -> None:
-        self._progress.phase = phase
-        workflow.set_current_details(details)
-
-    def _done(self, step: str) -> None:
-        self._progress.done.append(step)
 
 
 def _held(input: MoverInput, kind: str, target: str) -> bool:

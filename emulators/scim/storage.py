@@ -6,9 +6,8 @@ its server-unique values (such as `userName`) in a second table whose primary ke
 itself refuse a duplicate. Every write is its own transaction, committed before the call returns,
 so an accepted request is on disk before its response is sent.
 
-A third table indexes the comparison keys of a few singular string attributes (`id`, `externalId`,
-`userName`, `displayName`), so that the lookups a provisioning client makes on every call
-(`externalId eq "E123"`) read one row instead of deserializing every resource of the type.
+The same file holds the index of `eq` searches (`filter_index.SearchKeyIndex`), written in the same
+transactions as the resources it indexes.
 """
 
 from __future__ import annotations
@@ -38,9 +37,10 @@ from scim2_models import (
     Uniqueness,
     UniquenessException,
 )
-from scim2_models.path import CompareOperator, Comparison, coerce_value
 from scim2_server.storage import AsyncScimStorage, ScimStorage, SearchPage
 from scim2_server.utils import parametrize
+
+from emulators.scim import filter_index
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -62,25 +62,7 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS search_keys (
-    resource_type TEXT NOT NULL,
-    urn TEXT NOT NULL,
-    key TEXT NOT NULL,
-    id TEXT NOT NULL,
-    PRIMARY KEY (resource_type, urn, key, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_keys_owner ON search_keys (resource_type, id);
-CREATE TABLE IF NOT EXISTS search_key_sets (
-    resource_type TEXT PRIMARY KEY,
-    signature TEXT NOT NULL
-);
 """
-
-# The attributes whose `eq` searches are answered from `search_keys`, when the resource type
-# declares them as singular strings of its core schema.
-_SEARCH_KEY_ATTRIBUTES = ("id", "externalId", "userName", "displayName")
-# Bump when what `search_keys` holds changes: every resource type is then indexed again on open.
-_SEARCH_KEY_FORMAT = 1
 
 
 def _utcnow() -> datetime.datetime:
@@ -94,12 +76,8 @@ class SqliteStorage(ScimStorage):
     file holds JSON only. A lock serializes the connection, so a threaded server can share it.
     Searches load the candidate resources and let scim2-models evaluate the filter and the sort, so
     every filter the server accepts is answered exactly as the in-memory storage would. A filter
-    that is a single `eq` on an indexed attribute narrows the candidates to the rows `search_keys`
-    names; anything else reads every resource of the searched types.
-
-    Indexed values are compared in the form `AttributeBinding.comparable` gives under the policy of
-    `provider`, the one scim2-server runs every request under: like scim2-server's own storages,
-    this one serves the resources of a single policy.
+    that is a single `eq` on an indexed attribute narrows the candidates to the rows its
+    `SearchKeyIndex` names; anything else reads every resource of the searched types.
     """
 
     def __init__(self, path: str | FilePath, provider: ScimProvider) -> None:
@@ -111,11 +89,11 @@ class SqliteStorage(ScimStorage):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        # resource type name -> the indexed attributes of its model, by URN.
-        self._search_keys: dict[str, dict[str, AttributeBinding]] = {}
+        self._db.executescript(filter_index.SCHEMA)
+        self._index = filter_index.SearchKeyIndex(self._db, provider, self._load)
         with self._lock:
             for resource_type in provider.resource_types:
-                self._open_search_keys(resource_type)
+                self._index.open(resource_type, self._transaction)
 
     def close(self) -> None:
         with self._lock:
@@ -143,7 +121,7 @@ class SqliteStorage(ScimStorage):
     ) -> SearchPage:
         types = {rt.name: rt for rt in resource_types}
         with self._lock:
-            rows = self._indexed_rows(resource_types, search_request.filter)
+            rows = self._index.rows(resource_types, search_request.filter)
             if rows is None:
                 rows = self._db.execute(
                     f"SELECT resource_type, body FROM resources WHERE resource_type IN "
@@ -174,7 +152,7 @@ class SqliteStorage(ScimStorage):
                 (resource_type.name, resource.id, resource.meta.version, _dump(resource)),
             )
             self._index_unique_values(resource_type, resource)
-            self._index_search_keys(resource_type.name, resource)
+            self._index.index(resource_type.name, resource)
         return resource
 
     def update(
@@ -205,8 +183,8 @@ class SqliteStorage(ScimStorage):
             )
             self._forget_unique_values(resource_type, resource_id)
             self._index_unique_values(resource_type, updated)
-            self._forget_search_keys(resource_type.name, resource_id)
-            self._index_search_keys(resource_type.name, updated)
+            self._index.forget(resource_type.name, resource_id)
+            self._index.index(resource_type.name, updated)
         return updated
 
     def delete(
@@ -224,7 +202,7 @@ class SqliteStorage(ScimStorage):
                 (resource_type.name, resource_id),
             )
             self._forget_unique_values(resource_type, resource_id)
-            self._forget_search_keys(resource_type.name, resource_id)
+            self._index.forget(resource_type.name, resource_id)
 
     # ---- internals -------------------------------------------------------------------------------
 
@@ -289,111 +267,6 @@ class SqliteStorage(ScimStorage):
             "DELETE FROM unique_values WHERE resource_type = ? AND id = ?",
             (resource_type.name, resource_id),
         )
-
-    # ---- the index of `eq` searches --------------------------------------------------------------
-
-    def _open_search_keys(self, resource_type: ResourceType) -> None:
-        """Index the resources of a type, unless the file already indexes them as this code would.
-
-        A file written before the index existed, or under other indexed attributes or another
-        comparison, has no matching signature: its keys are rebuilt from the stored JSON.
-        """
-        model = self.provider.model_for(resource_type)
-        if model is None:
-            return
-        bindings = _search_key_bindings(model)
-        if not bindings:
-            return
-        key_function = self.provider.policy.comparison_key
-        signature = json.dumps(
-            [
-                _SEARCH_KEY_FORMAT,
-                f"{key_function.__module__}.{key_function.__qualname__}",
-                sorted(bindings),
-            ]
-        )
-        name = resource_type.name
-        self._search_keys[name] = bindings
-        stored = self._db.execute(
-            "SELECT signature FROM search_key_sets WHERE resource_type = ?", (name,)
-        ).fetchone()
-        if stored is not None and stored[0] == signature:
-            return
-        with self._transaction():
-            self._db.execute("DELETE FROM search_keys WHERE resource_type = ?", (name,))
-            for (body,) in self._db.execute(
-                "SELECT body FROM resources WHERE resource_type = ?", (name,)
-            ).fetchall():
-                self._index_search_keys(name, self._load(resource_type, body))
-            self._db.execute(
-                "INSERT INTO search_key_sets (resource_type, signature) VALUES (?, ?) "
-                "ON CONFLICT (resource_type) DO UPDATE SET signature = excluded.signature",
-                (name, signature),
-            )
-
-    def _index_search_keys(self, name: str, resource: Resource[Any]) -> None:
-        bindings = self._search_keys.get(name, {})
-        rows = []
-        for urn, binding in bindings.items():
-            key = self._key(binding, getattr(resource, binding.field_name, None))
-            if key is not None:
-                rows.append((name, urn, key, resource.id))
-        self._db.executemany(
-            "INSERT OR IGNORE INTO search_keys (resource_type, urn, key, id) VALUES (?, ?, ?, ?)",
-            rows,
-        )
-
-    def _forget_search_keys(self, name: str, resource_id: str) -> None:
-        self._db.execute(
-            "DELETE FROM search_keys WHERE resource_type = ? AND id = ?", (name, resource_id)
-        )
-
-    def _key(self, binding: AttributeBinding, value: Any) -> str | None:
-        """The form an indexed value is compared in, or None when it equals no string."""
-        if not isinstance(value, str):
-            return None
-        try:
-            key = binding.comparable(value, self.provider.policy)
-        except ValueError:
-            # A string the policy cannot prepare equals no other (scim2-models' own rule).
-            return None
-        return key if isinstance(key, str) else None
-
-    def _indexed_rows(
-        self, resource_types: list[ResourceType], scim_filter: ScimFilter[Any] | None
-    ) -> list[tuple[str, str]] | None:
-        """The rows an `eq` on an indexed attribute can match, or None when the index cannot tell.
-
-        The rows hold every match (the keys are those scim2-models compares); the search still runs
-        the filter over them, so the index only narrows the candidates, never decides a match.
-        """
-        if scim_filter is None or len(resource_types) != 1:
-            return None
-        node = scim_filter.ast
-        if not (
-            isinstance(node, Comparison)
-            and node.op == CompareOperator.eq
-            and isinstance(node.value, str)
-        ):
-            return None
-        name = resource_types[0].name
-        bindings = self._search_keys.get(name)
-        model = self.provider.model_for(resource_types[0])
-        if not bindings or model is None:
-            return None
-        bound = scim_filter if scim_filter.model is model else parametrize(ScimFilter, model)(node)
-        binding = bound.resolve_comparison(node.attr_path, strict=False)
-        if binding is None or bindings.get(binding.urn) != binding:
-            return None
-        key = self._key(binding, coerce_value(binding, node.value, node.op))
-        if key is None:
-            return None
-        return self._db.execute(
-            "SELECT r.resource_type, r.body FROM search_keys AS k "
-            "JOIN resources AS r ON r.resource_type = k.resource_type AND r.id = k.id "
-            "WHERE k.resource_type = ? AND k.urn = ? AND k.key = ? ORDER BY r.rowid",
-            (name, binding.urn, key),
-        ).fetchall()
 
 
 class AsyncSqliteStorage(AsyncScimStorage):
@@ -460,22 +333,6 @@ def _union(models: tuple[type, ...]) -> Any:
 def _check_version(version: str, expected_version: str | None) -> None:
     if expected_version is not None and version != expected_version:
         raise PreconditionFailedException
-
-
-def _search_key_bindings(model: type[Resource[Any]]) -> dict[str, AttributeBinding]:
-    """The indexed attributes a model declares, by URN: singular strings of its core schema."""
-    bindings = {}
-    for name in _SEARCH_KEY_ATTRIBUTES:
-        binding = parametrize(Path, model)(name).resolve()  # None when the model lacks it
-        if (
-            isinstance(binding, AttributeBinding)
-            and binding.model is model
-            and binding.sub_field_name is None
-            and not binding.is_multivalued
-            and binding.target_type is str
-        ):
-            bindings[binding.urn] = binding
-    return bindings
 
 
 def _unique_values(resource: Resource[Any]) -> dict[str, str]:
