@@ -25,7 +25,7 @@ from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
 from emulators.graph.tokens import EMULATED_USER_GRANT
 from stack.demo_requests import DEMO_REQUESTS, WAITING_APPROVER
 from stack.launcher import LaunchedStack, launched_stack
-from tests.test_e2e_stack import Apis, hire, identity, wait_all_applied, wait_until
+from tests.support.e2e import Apis, hire, identity, wait_all_applied, wait_until
 
 pytestmark = pytest.mark.e2e
 

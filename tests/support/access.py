@@ -228,3 +228,18 @@ async def access_worker(
                 await handle.terminate("test over")
             except Exception:
                 pass  # already closed
+
+
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
+
+
+def on_time(actual: datetime, due: datetime) -> bool:
+    """Not before it was due, and within the minute (the skipped clock still ticks while the
+    worker runs the task)."""
+    return due <= actual < due + MINUTE
+
+
+def kinds(current: RequestView, kind: str) -> list:
+    """The story's entries of one kind, in order."""
+    return [e for e in current.story if e.kind == kind]

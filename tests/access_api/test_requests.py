@@ -1,150 +1,50 @@
-"""The access API against a real Temporal dev server running a stand-in request workflow.
+"""The access API, submitting and reading requests: authentication, submitting (validation,
+idempotency), who may read a request, lists from the store, malformed input and configuration.
 
-Tokens come from a real issuer; records from a real (temporary) access record store. The stand-in
-workflow (`tests/support/fake_access_request.py`) implements the request's contract, so the API's
-mapping of updates, refusals and signals is exercised for real.
-"""
+Against a real Temporal dev server running a stand-in request workflow
+(`tests/support/fake_access_request.py`); tokens from a real issuer, records from a real store."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from api.app import create_app
-from api.caller import ADMIN_ROLE, AUDITOR_ROLE
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore
 from domain.access_request import (
-    AccessRequestContract,
-    AccessRequestInput,
     RequestStatus,
     RequestView,
     StageView,
     StoryEntry,
     request_workflow_id,
 )
-from domain.audit import AccessChange
 from domain.policy_file import DEFAULT_POLICY_PATH, PolicyFileError
-from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
-from tests.support.temporal_dev import temporal_dev_server
-from tests.support.token_issuer import Issuer, token_issuer
-
-REQUESTER = "E1001"
-REPORT = "E1002"
-STRANGER = "E3333"
-ADMIN = "E0001"
-AUDITOR = "E0500"
-# Their own requests and approvals only, so the store's lists hold what one test recorded.
-LISTER, LIST_APPROVER = "E1101", "E1102"
-PEOPLE = (REQUESTER, REPORT, STRANGER, ADMIN, AUDITOR, FAKE_APPROVER, LISTER, LIST_APPROVER)
-ROLES = {ADMIN: [ADMIN_ROLE], AUDITOR: [AUDITOR_ROLE]}
-REQUESTS = "/v1/access/requests"
-PROBLEM = "application/problem+json"
-
-
-# ---- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    async with temporal_dev_server() as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def task_queue() -> str:
-    return f"access-api-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-async def worker(temporal: WorkflowEnvironment, task_queue: str) -> AsyncIterator[None]:
-    async with Worker(
-        temporal.client, task_queue=task_queue, workflows=[FakeAccessRequestWorkflow]
-    ):
-        yield
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> AccessRecordStore:
-    return AccessRecordStore(tmp_path_factory.mktemp("record") / "access-record.db")
-
-
-@pytest.fixture(scope="module")
-async def issuer() -> AsyncIterator[Issuer]:
-    async with token_issuer(PEOPLE, ROLES) as tokens:
-        yield tokens
-
-
-@pytest.fixture(scope="module")
-async def api(
-    temporal: WorkflowEnvironment,
-    worker: None,
-    task_queue: str,
-    store: AccessRecordStore,
-    issuer: Issuer,
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ApiSettings(
-        intake_token="intake",
-        task_queue=task_queue,
-        access_record_db=store.path,
-        tokens=issuer.settings,
-    )
-    async with _http(create_app(settings, client=temporal.client)) as http:
-        yield http
-
-
-def _http(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tenure.test")
-
-
-async def auth(issuer: Issuer, employee_id: str) -> dict[str, str]:
-    return await issuer.auth(employee_id)
-
-
-def payables(**extra: Any) -> dict[str, Any]:
-    return {"package_id": "accounts-payable", "justification": "month-end close", **extra}
-
-
-async def submit(
-    api: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any] | None = None
-) -> str:
-    response = await api.post(REQUESTS, json=body or payables(), headers=headers)
-    assert response.status_code == 202, response.text
-    return response.json()["request_id"]
-
-
-async def started_input(client: Client, request_id: str) -> AccessRequestInput:
-    async for event in client.get_workflow_handle(request_id).fetch_history_events():
-        attrs = event.workflow_execution_started_event_attributes
-        [start] = await client.data_converter.decode(attrs.input.payloads, [AccessRequestInput])
-        return start
-    raise AssertionError("no history")
-
-
-async def details(client: Client, request_id: str) -> RequestView:
-    return await client.get_workflow_handle(request_id).query(
-        AccessRequestContract.QUERY_DETAILS, result_type=RequestView
-    )
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body = response.json()
-    assert body["status"] == status
-    return body
-
+from tests.support.access_api import (
+    ADMIN,
+    AUDITOR,
+    LIST_APPROVER,
+    LISTER,
+    REPORT,
+    REQUESTER,
+    REQUESTS,
+    STRANGER,
+    asgi_client,
+    auth,
+    details,
+    payables,
+    problem,
+    started_input,
+    submit,
+)
+from tests.support.fake_access_request import FAKE_APPROVER
+from tests.support.token_issuer import Issuer
 
 # ---- authentication ----------------------------------------------------------------------------
 
@@ -284,164 +184,6 @@ async def test_a_key_outlives_temporals_retention(
         await temporal.client.get_workflow_handle(request_id).describe()
 
 
-# ---- deciding ----------------------------------------------------------------------------------
-
-
-async def test_decision_by_a_non_approver_is_403_and_recorded(
-    api: httpx.AsyncClient, issuer: Issuer, temporal: WorkflowEnvironment
-) -> None:
-    request_id = await submit(api, await auth(issuer, REQUESTER))
-
-    refused = await api.post(
-        f"{REQUESTS}/{request_id}/decision",
-        json={"decision": "approve", "comment": "sure"},
-        headers=await auth(issuer, STRANGER),
-    )
-
-    body = problem(refused, 403)
-    assert body["detail"] == f"{STRANGER} is not an approver of stage 'manager'"
-    [attempt] = [
-        e for e in (await details(temporal.client, request_id)).story if e.kind == "refused_attempt"
-    ]
-    assert attempt.actor == STRANGER
-    assert attempt.data["action"] == AccessRequestContract.UPDATE_DECIDE
-    assert attempt.data["reason"] == body["detail"]
-
-    # Self-approval is refused the same way.
-    own = await api.post(
-        f"{REQUESTS}/{request_id}/decision",
-        json={"decision": "approve"},
-        headers=await auth(issuer, REQUESTER),
-    )
-    assert "own request" in problem(own, 403)["detail"]
-
-    approved = await api.post(
-        f"{REQUESTS}/{request_id}/decision",
-        json={"decision": "approve", "comment": "ok"},
-        headers=await auth(issuer, FAKE_APPROVER),
-    )
-    assert approved.status_code == 200, approved.text
-    assert approved.json() == {
-        "request_id": request_id,
-        "status": "granted",
-        "message": "request granted",
-    }
-
-
-async def test_decision_on_a_closed_request_is_409(
-    api: httpx.AsyncClient, issuer: Issuer, temporal: WorkflowEnvironment
-) -> None:
-    approver = await auth(issuer, FAKE_APPROVER)
-    # Granted: the run is open (access is held), its validator says the stage is closed.
-    granted = await submit(api, await auth(issuer, REQUESTER))
-    await api.post(f"{REQUESTS}/{granted}/decision", json={"decision": "approve"}, headers=approver)
-    again = await api.post(
-        f"{REQUESTS}/{granted}/decision", json={"decision": "deny"}, headers=approver
-    )
-    assert "takes no decisions" in problem(again, 409)["detail"]
-
-    # Denied: the run has completed; Temporal says "not found", the API knows it is closed.
-    denied = await submit(api, await auth(issuer, REQUESTER))
-    await api.post(f"{REQUESTS}/{denied}/decision", json={"decision": "deny"}, headers=approver)
-    await temporal.client.get_workflow_handle(denied).result()
-    late = await api.post(
-        f"{REQUESTS}/{denied}/decision", json={"decision": "approve"}, headers=approver
-    )
-    problem(late, 409)
-
-    missing = await api.post(
-        f"{REQUESTS}/access-request-{REQUESTER}-nothing-0000000000/decision",
-        json={"decision": "approve"},
-        headers=approver,
-    )
-    problem(missing, 404)
-
-
-async def test_revoke_by_a_non_admin_is_403(
-    api: httpx.AsyncClient, issuer: Issuer, temporal: WorkflowEnvironment
-) -> None:
-    request_id = await submit(api, await auth(issuer, REQUESTER))
-    await api.post(
-        f"{REQUESTS}/{request_id}/decision",
-        json={"decision": "approve"},
-        headers=await auth(issuer, FAKE_APPROVER),
-    )
-    refused = await api.post(
-        f"{REQUESTS}/{request_id}/revoke",
-        json={"reason": "tidy up"},
-        headers=await auth(issuer, REQUESTER),
-    )
-    assert "not an administrator" in problem(refused, 403)["detail"]
-    story = (await details(temporal.client, request_id)).story
-    assert [(e.actor, e.data["action"]) for e in story if e.kind == "refused_attempt"] == [
-        (REQUESTER, AccessRequestContract.UPDATE_REVOKE)
-    ]
-
-    revoked = await api.post(
-        f"{REQUESTS}/{request_id}/revoke",
-        json={"reason": "left the team"},
-        headers=await auth(issuer, ADMIN),
-    )
-    assert revoked.status_code == 200, revoked.text
-    assert revoked.json()["status"] == "revoked"
-
-
-async def test_extension_and_cancel(api: httpx.AsyncClient, issuer: Issuer) -> None:
-    mine = await auth(issuer, REQUESTER)
-    request_id = await submit(api, mine)
-    await api.post(
-        f"{REQUESTS}/{request_id}/decision",
-        json={"decision": "approve"},
-        headers=await auth(issuer, FAKE_APPROVER),
-    )
-    too_far = (datetime.now(UTC) + timedelta(days=400)).isoformat()
-    invalid = await api.post(
-        f"{REQUESTS}/{request_id}/extension", json={"new_end": too_far}, headers=mine
-    )
-    assert problem(invalid, 422)["errors"] == [
-        {"field": "new_end", "message": "an extension moves the end at most 60d"}
-    ]
-    soon = (datetime.now(UTC) + timedelta(days=20)).isoformat()
-    extended = await api.post(
-        f"{REQUESTS}/{request_id}/extension",
-        json={"new_end": soon, "justification": "project runs late"},
-        headers=mine,
-    )
-    assert extended.status_code == 200, extended.text
-
-    # Cancel needs no body; a granted request cannot be cancelled, an open one can.
-    problem(await api.post(f"{REQUESTS}/{request_id}/cancel", headers=mine), 409)
-    other = await submit(api, mine)
-    cancelled = await api.post(f"{REQUESTS}/{other}/cancel", headers=mine)
-    assert cancelled.status_code == 200, cancelled.text
-    assert cancelled.json()["status"] == "cancelled"
-
-
-async def test_a_request_whose_worker_is_down_is_503_not_a_hang(
-    temporal: WorkflowEnvironment, issuer: Issuer
-) -> None:
-    # Started on a queue no worker polls: neither the update nor the query can be answered.
-    settings = ApiSettings(
-        intake_token="intake", task_queue=f"nobody-{uuid.uuid4().hex[:8]}", tokens=issuer.settings
-    )
-    app = create_app(settings, client=temporal.client)
-    app.state.access.update_timeout = timedelta(seconds=1)
-    app.state.access.query_timeout = timedelta(seconds=1)
-    async with _http(app) as http:
-        request_id = await submit(http, await auth(issuer, REQUESTER))
-        decision = await http.post(
-            f"{REQUESTS}/{request_id}/decision",
-            json={"decision": "approve"},
-            headers=await auth(issuer, FAKE_APPROVER),
-        )
-        assert "is the worker running?" in problem(decision, 503)["detail"]
-        assert decision.headers["retry-after"] == "5"
-        problem(
-            await http.get(f"{REQUESTS}/{request_id}", headers=await auth(issuer, REQUESTER)), 503
-        )
-    await temporal.client.get_workflow_handle(request_id).terminate("test over")
-
-
 # ---- reading -----------------------------------------------------------------------------------
 
 
@@ -537,47 +279,6 @@ async def test_lists_come_from_the_store(
     assert RequestView.model_validate(detail.json()) == view
 
 
-# ---- audit export ------------------------------------------------------------------------------
-
-
-async def test_audit_export(
-    api: httpx.AsyncClient, issuer: Issuer, store: AccessRecordStore
-) -> None:
-    person = "E1201"  # nobody else's changes are recorded for them
-    changes = [
-        AccessChange(
-            change_id=f"{person}:{i}",
-            at=datetime(2026, 11, 1 + i, tzinfo=UTC),
-            employee_id=person,
-            action="granted" if i == 0 else "removed",
-            resource="group:Accounts Payable",
-            package_id="accounts-payable",
-            cause={"type": "access_request"},
-        )
-        for i in range(2)
-    ]
-    store.record_access_changes(changes)
-    path = "/v1/audit/access-changes"
-
-    refused = await api.get(path, headers=await auth(issuer, REQUESTER))
-    assert "Tenure.Auditor" in problem(refused, 403)["detail"]
-
-    exported = await api.get(
-        path, params={"employee_id": person}, headers=await auth(issuer, AUDITOR)
-    )
-    assert exported.status_code == 200, exported.text
-    assert exported.headers["content-type"].startswith("application/x-ndjson")
-    lines = exported.text.splitlines()
-    assert [AccessChange.model_validate_json(line) for line in lines] == changes
-
-    later = await api.get(
-        path,
-        params={"employee_id": person, "since": "2026-11-02T00:00:00Z"},
-        headers=await auth(issuer, ADMIN),
-    )
-    assert [json.loads(line)["change_id"] for line in later.text.splitlines()] == [f"{person}:1"]
-
-
 # ---- malformed input and configuration ---------------------------------------------------------
 
 
@@ -611,7 +312,7 @@ async def test_unconfigured_access_api_is_503_and_intake_still_works(
     temporal: WorkflowEnvironment, issuer: Issuer
 ) -> None:
     app = create_app(ApiSettings(intake_token="intake"), client=temporal.client)
-    async with _http(app) as http:
+    async with asgi_client(app) as http:
         no_tokens = await http.get(REQUESTS, headers=await auth(issuer, REQUESTER))
         assert "TENURE_API_TOKEN_ISSUER" in problem(no_tokens, 503)["detail"]
         hire = {
@@ -632,7 +333,7 @@ async def test_unconfigured_access_api_is_503_and_intake_still_works(
     app = create_app(
         ApiSettings(intake_token="intake", tokens=issuer.settings), client=temporal.client
     )
-    async with _http(app) as http:
+    async with asgi_client(app) as http:
         no_store = await http.get("/v1/access/approvals", headers=await auth(issuer, REQUESTER))
         assert "TENURE_ACCESS_RECORD_DB" in problem(no_store, 503)["detail"]
 

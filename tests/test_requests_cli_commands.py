@@ -1,10 +1,9 @@
-"""`tenure requests` and `tenure audit export`: rendering a request's story, round trips with an
-httpx MockTransport standing in for the API, and one through a running API as logged-in people."""
+"""`tenure requests` and `tenure audit` commands against a mock API (httpx.MockTransport) and
+through a running API: what they send, what they print, their refusals and errors."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import uuid
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from rich.console import Console
 from temporalio.worker import Worker
 
 from api.app import create_app
@@ -23,187 +21,12 @@ from api.settings import ApiSettings
 from cli import api_calls
 from cli.api_session import Session, save_session
 from cli.main import main
-from cli.requests_cmd import command_console, render_request
-from domain.access_request import RequestStatus, RequestView, StageView, StoryEntry
+from domain.access_request import RequestStatus
 from tests.support.asgi_server import serving
 from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
+from tests.support.request_views import REQUEST_ID, story_view
 from tests.support.temporal_dev import temporal_dev_server
 from tests.support.token_issuer import Issuer, token_issuer
-
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-REQUEST_ID = "access-request-E1002-production-db-read-3f2a9c1b0d"
-
-
-def at(hours: float) -> datetime:
-    return T0 + timedelta(hours=hours)
-
-
-def story_view() -> RequestView:
-    manager = StageView(
-        index=0,
-        name="manager",
-        round="request",
-        require="first",
-        approvers=["E1001"],
-        approved_by=["E1001"],
-        opened_at=at(0),
-        deadline=at(48),
-        outcome="approved",
-    )
-    owners = StageView(
-        index=1,
-        name="data owners",
-        round="request",
-        require="2",
-        approvers=["E0003", "E0010", "E0013"],
-        approved_by=["E0003", "E0010"],
-        opened_at=at(5),
-        deadline=at(77),
-        outcome="approved",
-    )
-    entries: list[tuple[float, str, str, str, dict[str, Any]]] = [
-        (0, "submitted", "E1001", "E1001 asked for Production database (read) for E1002", {}),
-        (0, "eligibility", "system", "E1002 may request this package", {}),
-        (0, "sod", "system", "no separation-of-duties conflict", {"rules": []}),
-        (0, "stage_opened", "system", "stage manager opened: E1001 decides by 2026-11-04", {}),
-        (
-            1,
-            "refused_attempt",
-            "E1002",
-            "E1002 tried to approve",
-            {"action": "decide", "reason": "E1002 cannot decide their own request"},
-        ),
-        (
-            5,
-            "decision",
-            "E1001",
-            "E1001 approved",
-            {"stage": "manager", "decision": "approve", "comment": "needed for the incident"},
-        ),
-        (5, "stage_closed", "system", "stage manager approved", {}),
-        (5, "stage_opened", "system", "stage data owners opened", {}),
-        (53, "reminder", "system", "reminded E0003, E0010, E0013", {}),
-        (60, "escalated", "system", "escalated to E0006", {}),
-        (
-            61,
-            "decision",
-            "E0003",
-            "E0003 approved",
-            {"stage": "data owners", "decision": "approve"},
-        ),
-        (
-            62,
-            "decision",
-            "E0010",
-            "E0010 approved",
-            {"stage": "data owners", "decision": "approve", "comment": "two weeks only"},
-        ),
-        (
-            62,
-            "granted",
-            "system",
-            "granted group:Production Database Readers",
-            {"resources": ["group:Production Database Readers"], "until": at(400).isoformat()},
-        ),
-        (
-            300,
-            "extension_requested",
-            "E1002",
-            "E1002 asked to extend",
-            {"until": at(700).isoformat()},
-        ),
-        (301, "extended", "E1001", "extended", {"until": at(700).isoformat()}),
-        (700, "removed", "system", "access ended", {"reason": "expired"}),
-    ]
-    story = [
-        StoryEntry(seq=i + 1, at=at(h), kind=kind, actor=actor, text=text, data=data)  # type: ignore[arg-type]
-        for i, (h, kind, actor, text, data) in enumerate(entries)
-    ]
-    return RequestView(
-        request_id=REQUEST_ID,
-        package_id="production-db-read",
-        package_name="Production database (read)",
-        beneficiary_id="E1002",
-        requester_id="E1001",
-        status=RequestStatus.EXPIRED,
-        justification="on call this week",
-        answers={"ticket": "INC-7", "environment": "eu"},
-        submitted_at=at(0),
-        resources=["group:Production Database Readers"],
-        stages=[manager, owners],
-        granted_at=at(62),
-        expires_at=at(700),
-        closed_at=at(700),
-        story=story,
-        updated_at=at(700),
-    )
-
-
-def rendered(view: RequestView) -> str:
-    out = io.StringIO()
-    render_request(Console(file=out, width=220, color_system=None), view)
-    return out.getvalue()
-
-
-def test_show_renders_the_whole_story() -> None:
-    text = rendered(story_view())
-
-    # Who asked, for whom, why, with which answers.
-    assert REQUEST_ID in text and "expired" in text
-    assert "Production database (read) (production-db-read)" in text
-    assert "E1001" in text and "E1002" in text
-    assert "on call this week" in text
-    assert "ticket: INC-7" in text and "environment: eu" in text
-    # Each stage with its approvers, quorum and deadline.
-    assert "E0003, E0010, E0013" in text
-    assert "2 approvals" in text
-    assert "2026-11-04 09:00 UTC" in text  # the manager stage's deadline
-    # The timeline: SoD, refused attempt with who and why, decisions with comments, reminders,
-    # escalation, grant, extension, removal.
-    for expected in (
-        "SoD check",
-        "no separation-of-duties conflict",
-        "Refused attempt",
-        "reason: E1002 cannot decide their own request",
-        "comment: needed for the incident",
-        "comment: two weeks only",
-        "Reminder",
-        "Escalated",
-        "Granted",
-        "Extension asked",
-        "Extended",
-        "Removed",
-        "reason: expired",
-    ):
-        assert expected in text, expected
-    # In the order it happened.
-    timeline = text[text.index("Story") :].splitlines()
-    labels = ("Submitted", "Refused attempt", "Granted", "Extended", "Removed")
-    order = [
-        next(i for i, line in enumerate(timeline) if f"│ {label} " in line) for label in labels
-    ]
-    assert order == sorted(order)
-
-
-def test_show_of_a_waiting_request() -> None:
-    view = story_view()
-    stage = view.stages[0].model_copy(update={"outcome": None, "approved_by": []})
-    waiting = view.model_copy(
-        update={
-            "status": RequestStatus.PENDING_APPROVAL,
-            "stages": [stage],
-            "waiting_on": stage,
-            "story": view.story[:4],
-            "granted_at": None,
-            "expires_at": None,
-            "closed_at": None,
-        }
-    )
-    text = rendered(waiting)
-    assert "manager: E1001 by 2026-11-04 09:00 UTC" in text
-    assert "waiting" in text
-    assert "Ends" not in text
-
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -478,14 +301,6 @@ async def test_round_trip_through_the_running_api(
     assert "granted" in shown
     assert "Refused attempt" in shown and STRANGER in shown
     assert f"{FAKE_APPROVER}" in shown and "comment: ok" in shown
-
-
-def test_show_prints_app_role_resources_as_written() -> None:
-    # `:ledger:` is also an emoji code; the command's console must not turn it into an icon.
-    out = io.StringIO()
-    view = story_view().model_copy(update={"resources": ["app:ledger:reader"]})
-    render_request(command_console(file=out, width=220, color_system=None), view)
-    assert "app:ledger:reader" in out.getvalue()
 
 
 def test_approvals_print_each_full_id_on_its_own_line(
