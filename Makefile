@@ -11,13 +11,14 @@ TEST_TIMEOUT ?= 900
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run status test lint fmt bench clean clean-state
+.PHONY: help install run status test lint fmt bench bench-intake clean clean-state
 
 help:
 	@echo "make run          start the local stack (Temporal, Graph + SCIM emulators, worker, API)"
 	@echo "make status       check every endpoint of the running local stack"
 	@echo "make test         ruff + the whole test suite (TEST_TIMEOUT=$(TEST_TIMEOUT)s)"
 	@echo "make bench        joiner throughput benchmark"
+	@echo "make bench-intake HR intake: cost of the inbound checks and the event-id record"
 	@echo "make lint / fmt   ruff check / ruff format"
 	@echo "make clean        remove the virtualenv and caches (keeps .tenure)"
 	@echo "make clean-state  remove .tenure: the local stack's workflows, directories, credentials"
@@ -53,6 +54,9 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.joiners
+
+bench-intake: $(STAMP)
+	$(PY) -m bench.intake
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

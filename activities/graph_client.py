@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from kiota_abstractions.authentication import (
@@ -112,12 +112,20 @@ def _auth_provider(settings: GraphSettings) -> AuthenticationProvider:
 
 
 async def tag_with_activity_attempt(request: httpx.Request) -> None:
-    """Say which activity attempt sends each call, so a request log can tie a retry to its throttle."""
+    """Say which activity attempt sends each call, so a request log can tie a retry to its throttle.
+
+    Workflow ids carry HR event ids, which may hold any printable character: percent-encoded, the
+    header stays ASCII (an `é` or a line break would otherwise fail every attempt to send).
+    """
     if activity.in_activity():
         info = activity.info()
-        request.headers["x-tenure-activity"] = (
-            f"{info.workflow_id}:{info.activity_id}:{info.attempt}"
-        )
+        tag = f"{info.workflow_id}:{info.activity_id}:{info.attempt}"
+        request.headers["x-tenure-activity"] = header_safe(tag)
+
+
+def header_safe(text: str) -> str:
+    """`text` as printable ASCII for a header value: everything else percent-encoded (UTF-8)."""
+    return quote(text, safe=":/@!$&'()*+,;=-._~")
 
 
 async def send_for_json(adapter: RequestAdapter, request: RequestInformation) -> dict[str, Any]:

@@ -19,7 +19,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.graph_client import send_for_json
 from activities.graph_errors import graph_call
-from activities.graph_odata import BATCH_LIMIT, chunks, odata_quote, sub_response_error
+from activities.graph_odata import (
+    BATCH_LIMIT,
+    chunks,
+    filter_url,
+    odata_quote,
+    sub_response_error,
+)
 
 MANAGER_CACHE_SECONDS = 300.0
 
@@ -126,7 +132,7 @@ class GraphDirectory:
                 {
                     "id": str(i),
                     "method": "GET",
-                    "url": f"/groups?$filter=displayName eq {odata_quote(name)}&$select=id",
+                    "url": filter_url("/groups", f"displayName eq {odata_quote(name)}", "id"),
                 }
                 for i, name in enumerate(chunk)
             ]

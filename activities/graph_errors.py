@@ -17,7 +17,10 @@ import httpx
 from kiota_abstractions.api_error import APIError
 from temporalio.exceptions import ApplicationError
 
+from activities.unsendable import UNSENDABLE
+
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
+
 _THROTTLED = {429: "GraphThrottled", 503: "GraphUnavailable", 504: "GraphUnavailable"}
 _PERMANENT = {
     400: "GraphBadRequest",
@@ -70,6 +73,16 @@ def for_status(
     )
 
 
+def unsendable(err: BaseException, call: str) -> ApplicationError:
+    """A request that could not even be put on the wire (a value no header or URL can hold):
+    every attempt would fail the same way, so it fails for good instead of retrying forever."""
+    return ApplicationError(
+        f"{call}: the request cannot be sent ({type(err).__name__}: {err})",
+        type="GraphUnsendableRequest",
+        non_retryable=True,
+    )
+
+
 def to_application_error(err: BaseException, call: str) -> ApplicationError:
     if isinstance(err, APIError):
         status = err.response_status_code or 0
@@ -81,6 +94,8 @@ def to_application_error(err: BaseException, call: str) -> ApplicationError:
                 f"{call}: Graph call failed without a status", type="GraphError"
             )
         return for_status(call, status, code, message, err.response_headers)
+    if isinstance(err, UNSENDABLE):
+        return unsendable(err, call)
     if isinstance(err, httpx.TransportError):
         # Connection refused, reset, timeouts: the next attempt may well succeed.
         return ApplicationError(
@@ -108,7 +123,7 @@ def graph_call(call: str) -> Iterator[None]:
     """Map Graph and transport failures inside the block to ApplicationErrors naming `call`."""
     try:
         yield
-    except (APIError, httpx.TransportError) as err:
+    except (APIError, httpx.TransportError, *UNSENDABLE) as err:
         # `from None`: the SDK's exception text is long and may quote the request; our message is
         # self-contained and is all that Temporal records.
         raise to_application_error(err, call) from None

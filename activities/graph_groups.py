@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities.graph_directory import GraphDirectory
 from activities.graph_errors import graph_call
-from activities.graph_odata import BATCH_LIMIT, chunks, sub_response_error
+from activities.graph_odata import BATCH_LIMIT, chunks, segment, sub_response_error
 from domain.provisioning import ActivityNames, GroupMembershipInput, GroupMembershipResult
 
 _ALREADY_MEMBER = "added object references already exist"
@@ -23,7 +23,8 @@ class GraphGroups(GraphDirectory):
         """Employee ids of a group's enabled members (approvers named by group), every page."""
         group_id = (await self._resolve_groups([name]))[name]
         url: str | None = (
-            f"{self._root}/groups/{group_id}/members?$select=id,employeeId,accountEnabled&$top=100"
+            f"{self._root}/groups/{segment(group_id)}/members"
+            "?$select=id,employeeId,accountEnabled&$top=100"
         )
         found: list[str] = []
         while url:
@@ -40,7 +41,7 @@ class GraphGroups(GraphDirectory):
     async def ensure_group_memberships(self, input: GroupMembershipInput) -> GroupMembershipResult:
         group_ids = await self._resolve_groups(input.groups)
         result = GroupMembershipResult(group_ids=group_ids)
-        member_ref = {"@odata.id": f"{self._root}/directoryObjects/{input.user_id}"}
+        member_ref = {"@odata.id": f"{self._root}/directoryObjects/{segment(input.user_id)}"}
         verb = "add" if input.present else "remove"
         call = f"{verb} user {input.user_id} group memberships"
         names = list(group_ids)
@@ -54,13 +55,13 @@ class GraphGroups(GraphDirectory):
                         {
                             "id": str(i),
                             "method": "POST",
-                            "url": f"/groups/{gid}/members/$ref",
+                            "url": f"/groups/{segment(gid)}/members/$ref",
                             "headers": {"Content-Type": "application/json"},
                             "body": member_ref,
                         }
                     )
                 else:
-                    url = f"/groups/{gid}/members/{input.user_id}/$ref"
+                    url = f"/groups/{segment(gid)}/members/{segment(input.user_id)}/$ref"
                     requests.append({"id": str(i), "method": "DELETE", "url": url})
             answers = await self._batch(requests, call)
             for i, name in enumerate(chunk):

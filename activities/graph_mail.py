@@ -27,6 +27,7 @@ from activities import graph_errors
 from activities.graph_directory import GraphDirectory
 from activities.graph_errors import graph_call
 from activities.graph_odata import graph_time, parse_graph_time
+from domain.inbound import character_problem
 from domain.provisioning import (
     ActivityNames,
     EmployeeIdInput,
@@ -37,13 +38,20 @@ from domain.provisioning import (
 )
 
 
+def subject_line(text: str, limit: int = 255) -> str:
+    """A subject as one printable line: control, separator and bidi characters become spaces
+    (subjects quote names and package titles; no value may fold or reorder a mail header)."""
+    cleaned = "".join(" " if character_problem(c) else c for c in text)
+    return " ".join(cleaned.split())[:limit]
+
+
 class GraphMail(GraphDirectory):
     """Mail and Temporary Access Passes; managers' mailboxes come from the shared manager cache."""
 
     async def _send_mail(self, sender: str, to: str, subject: str, html: str, call: str) -> None:
         body = SendMailPostRequestBody(
             message=Message(
-                subject=subject,
+                subject=subject_line(subject),
                 body=ItemBody(content_type=BodyType.Html, content=html),
                 to_recipients=[Recipient(email_address=EmailAddress(address=to))],
             ),
@@ -51,7 +59,7 @@ class GraphMail(GraphDirectory):
         )
         try:
             await self._client.users.by_user_id(sender).send_mail.post(body)
-        except (ODataError, httpx.TransportError) as err:
+        except (ODataError, httpx.TransportError, *graph_errors.UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, call) from None
         except Exception as err:
             # Anything else could quote the message (and so a pass): keep only the type.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from temporalio.exceptions import ApplicationError
 
@@ -14,7 +15,20 @@ BATCH_LIMIT = 20  # Graph's maximum number of requests in one $batch
 
 
 def odata_quote(value: str) -> str:
+    """A string literal for $filter: quoted, with quotes doubled (URL-encode the result too)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def segment(value: str) -> str:
+    """One URL path segment (an object id), percent-encoded: never a second segment or a query."""
+    return quote(value, safe="")
+
+
+def filter_url(collection: str, expression: str, select: str) -> str:
+    """A relative URL `collection?$filter=...&$select=...` for a $batch item, hand-built: every
+    character of the expression that a query could mistake (`&`, `+`, `#`, `%`, non-ASCII) is
+    percent-encoded, so a group called `R&D` or `Zoë+Team` is looked up as itself."""
+    return f"{collection}?$filter={quote(expression, safe='')}&$select={quote(select, safe=',')}"
 
 
 def graph_time(value: datetime) -> str:

@@ -7,7 +7,6 @@ import secrets
 import string
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from kiota_abstractions.method import Method
@@ -22,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities import graph_errors
 from activities.graph_directory import GraphDirectory
 from activities.graph_errors import graph_call
-from activities.graph_odata import graph_time, odata_quote, parse_graph_time
+from activities.graph_odata import graph_time, odata_quote, parse_graph_time, segment
 from domain.provisioning import (
     ActivityNames,
     EnsureGraphUserInput,
@@ -158,7 +157,7 @@ class GraphUsers(GraphDirectory):
             if err.response_status_code == 400 and duplicate:
                 return None  # someone else's UPN: the next candidate is just as deterministic
             raise graph_errors.to_application_error(err, call) from None
-        except httpx.TransportError as err:
+        except (httpx.TransportError, *graph_errors.UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, call) from None
         if not created.get("id"):
             raise ApplicationError(f"{call}: Graph returned no user", type="GraphBadResponse")
@@ -177,7 +176,7 @@ class GraphUsers(GraphDirectory):
 
     async def _patch_user(self, user_id: str, changes: dict[str, Any], call: str) -> None:
         # Sent as raw JSON: the SDK's models drop None, and clearing an attribute needs `null`.
-        request = RequestInformation(Method.PATCH, f"{self._root}/users/{quote(user_id)}")
+        request = RequestInformation(Method.PATCH, f"{self._root}/users/{segment(user_id)}")
         request.headers.try_add("Content-Type", "application/json")
         request.content = json.dumps(changes).encode()
         with graph_call(call):
@@ -194,7 +193,7 @@ class GraphUsers(GraphDirectory):
     @activity.defn(name=ActivityNames.GRAPH_SET_MANAGER)
     async def set_manager(self, input: SetManagerInput) -> SetManagerResult:
         manager = await self._manager(input.manager_employee_id)
-        ref = ReferenceUpdate(odata_id=f"{self._root}/users/{manager.user_id}")
+        ref = ReferenceUpdate(odata_id=f"{self._root}/users/{segment(manager.user_id)}")
         call = f"set manager of user {input.user_id}"
         try:
             await self._client.users.by_user_id(input.user_id).manager.ref.put(ref)
@@ -204,7 +203,7 @@ class GraphUsers(GraphDirectory):
                 self._managers.pop(input.manager_employee_id, None)
                 raise ApplicationError(f"{call}: not found", type="GraphNotFound") from None
             raise graph_errors.to_application_error(err, call) from None
-        except httpx.TransportError as err:
+        except (httpx.TransportError, *graph_errors.UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, call) from None
         return SetManagerResult(manager_user_id=manager.user_id)
 
@@ -221,5 +220,5 @@ class GraphUsers(GraphDirectory):
             if err.response_status_code == 404:
                 return  # already gone: the goal state
             raise graph_errors.to_application_error(err, f"delete user {input.user_id}") from None
-        except httpx.TransportError as err:
+        except (httpx.TransportError, *graph_errors.UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, f"delete user {input.user_id}") from None

@@ -8,7 +8,6 @@ app clients are injected: nothing here reads the environment.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,7 +18,13 @@ from scim2_models.resources.user import Email
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.scim_client import SCIM_CONFLICT, ScimAppClient, ScimUser, unknown_app
+from activities.scim_client import (
+    SCIM_CONFLICT,
+    ScimAppClient,
+    ScimUser,
+    filter_literal,
+    unknown_app,
+)
 from domain.provisioning import (
     ActivityNames,
     EnsureScimUserInput,
@@ -32,8 +37,7 @@ SCIM_USER_NOT_FOUND = "ScimUserNotFound"
 
 
 def eq_filter(attribute: str, value: str) -> str:
-    # A SCIM filter's string literal is a JSON string (RFC 7644 §3.4.2.2): json.dumps quotes it.
-    return f"{attribute} eq {json.dumps(value)}"
+    return f"{attribute} eq {filter_literal(value)}"
 
 
 def desired_user(request: EnsureScimUserInput, manager_scim_id: str | None) -> ScimUser:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from scim2_models import (
@@ -29,6 +30,8 @@ from scim2_models import (
     User,
 )
 from temporalio.exceptions import ApplicationError
+
+from activities.unsendable import UNSENDABLE
 
 ScimUser = User[EnterpriseUser]
 SCIM_MEDIA_TYPE = "application/scim+json"
@@ -45,6 +48,7 @@ SCIM_REQUEST_REFUSED = "ScimRequestRefused"
 SCIM_THROTTLED = "ScimThrottled"
 SCIM_SERVER_ERROR = "ScimServerError"
 SCIM_UNREACHABLE = "ScimUnreachable"
+SCIM_UNSENDABLE = "ScimUnsendableRequest"
 
 _NON_RETRYABLE = {400: SCIM_BAD_REQUEST, 401: SCIM_UNAUTHORIZED, 403: SCIM_FORBIDDEN}
 
@@ -153,13 +157,13 @@ class ScimAppClient:
         await self._send(
             call,
             "PATCH",
-            f"Users/{user_id}",
+            f"Users/{_segment(user_id)}",
             patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
         )
 
     async def delete_user(self, user_id: str) -> None:
         """Delete a user; one already gone (404) counts as deleted."""
-        await self._send("delete user", "DELETE", f"Users/{user_id}", missing_ok=True)
+        await self._send("delete user", "DELETE", f"Users/{_segment(user_id)}", missing_ok=True)
 
     # Groups
 
@@ -186,7 +190,7 @@ class ScimAppClient:
         await self._send(
             "add group member",
             "PATCH",
-            f"Groups/{group_id}",
+            f"Groups/{_segment(group_id)}",
             patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
         )
 
@@ -194,14 +198,14 @@ class ScimAppClient:
         patch = PatchOp[Group](
             operations=[
                 PatchOperation[Group](
-                    op=PatchOperation.Op.remove, path=f'members[value eq "{user_id}"]'
+                    op=PatchOperation.Op.remove, path=f"members[value eq {filter_literal(user_id)}]"
                 )
             ]
         )
         await self._send(
             "remove group member",
             "PATCH",
-            f"Groups/{group_id}",
+            f"Groups/{_segment(group_id)}",
             patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
         )
 
@@ -242,6 +246,12 @@ class ScimAppClient:
                 content=content,
                 headers=headers,
             )
+        except UNSENDABLE as err:
+            raise ApplicationError(
+                f"{self.app}: {call}: the request cannot be sent ({type(err).__name__}: {err})",
+                type=SCIM_UNSENDABLE,
+                non_retryable=True,
+            ) from None
         except httpx.TransportError as err:
             raise ApplicationError(
                 f"{self.app}: {call}: {type(err).__name__}: {err}", type=SCIM_UNREACHABLE
@@ -269,6 +279,17 @@ class ScimAppClient:
             status, SCIM_REQUEST_REFUSED
         )
         return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def filter_literal(value: str) -> str:
+    """A SCIM filter's string literal: a JSON string (RFC 7644 §3.4.2.2), quotes and backslashes
+    escaped, other characters as they are (targets read UTF-8 more reliably than \\u escapes)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _segment(value: str) -> str:
+    # A resource id as one path segment: never a second segment, a query or a fragment.
+    return quote(value, safe="")
 
 
 def _scim_detail(response: httpx.Response) -> str:

@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from api.app import create_app
+from api.server import server_config
 from api.settings import ApiSettings, SettingsError
 from domain.policy_file import PolicyFileError
 
@@ -32,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyFileError as err:
         print(f"tenure api: {err}", file=sys.stderr)
         return 2
-    # lifespan="on": a Temporal that cannot be reached fails startup loudly instead of serving 503s.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    server = uvicorn.Server(
+        server_config(app, host=args.host, port=args.port, log_level=args.log_level)
+    )
+    server.run()
     return 0
 
 

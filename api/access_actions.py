@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -34,10 +34,13 @@ from api.access_problems import (
 )
 from api.access_services import (
     ACCESS_PREFIX,
+    AUTHENTICATED,
     REQUEST_ID_PREFIX,
     TAG_REQUESTS,
     CallerDep,
     RequestIdPath,
+    documented_body,
+    json_body,
     services_of,
     temporal_of,
 )
@@ -57,10 +60,11 @@ from domain.access_request import (
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix=ACCESS_PREFIX, tags=[TAG_REQUESTS])
+router = APIRouter(prefix=ACCESS_PREFIX, tags=[TAG_REQUESTS], dependencies=AUTHENTICATED)
 
 _ACT_RESPONSES = {
     "s401": UNAUTHENTICATED,
+    "s413": "Body too large",
     "s404": "No such request",
     "s409": "The request is closed, or its current stage no longer takes this action",
     "s503": UNCONFIGURED,
@@ -78,12 +82,17 @@ _ACT_RESPONSES = {
     ),
     responses=problem_responses(
         **_ACT_RESPONSES,
-        s403="The caller may not decide this request (the detail says why)",
+        s403="The caller may not decide this request, or is not a Tenure identity (the detail "
+        "says why)",
         s422="Malformed body",
     ),
+    openapi_extra=documented_body(DecisionBody),
 )
 async def decide(
-    request_id: RequestIdPath, body: DecisionBody, request: Request, caller: CallerDep
+    request_id: RequestIdPath,
+    body: Annotated[DecisionBody, json_body(DecisionBody)],
+    request: Request,
+    caller: CallerDep,
 ) -> UpdateAnswer:
     actor = _actor(caller)
     update = DecideInput(actor=actor, decision=body.decision, comment=body.comment)
@@ -103,9 +112,13 @@ async def decide(
         s403="The caller may not extend this access",
         s422="Malformed body, or a new end the package's policy does not allow",
     ),
+    openapi_extra=documented_body(ExtensionBody),
 )
 async def extend(
-    request_id: RequestIdPath, body: ExtensionBody, request: Request, caller: CallerDep
+    request_id: RequestIdPath,
+    body: Annotated[ExtensionBody, json_body(ExtensionBody)],
+    request: Request,
+    caller: CallerDep,
 ) -> UpdateAnswer:
     actor = _actor(caller)
     update = ExtendInput(actor=actor, new_end=body.new_end, justification=body.justification)
@@ -120,12 +133,13 @@ async def extend(
     responses=problem_responses(
         **_ACT_RESPONSES, s403="The caller may not cancel this request", s422="Malformed body"
     ),
+    openapi_extra=documented_body(CancelBody, required=False),
 )
 async def cancel(
     request_id: RequestIdPath,
     request: Request,
     caller: CallerDep,
-    body: CancelBody | None = None,
+    body: Annotated[CancelBody | None, json_body(CancelBody, optional=True)],
 ) -> UpdateAnswer:
     actor = _actor(caller)
     update = CancelInput(actor=actor, reason=body.reason if body is not None else "")
@@ -141,9 +155,13 @@ async def cancel(
     responses=problem_responses(
         **_ACT_RESPONSES, s403="The caller is not an administrator", s422="Malformed body"
     ),
+    openapi_extra=documented_body(RevokeBody),
 )
 async def revoke(
-    request_id: RequestIdPath, body: RevokeBody, request: Request, caller: CallerDep
+    request_id: RequestIdPath,
+    body: Annotated[RevokeBody, json_body(RevokeBody)],
+    request: Request,
+    caller: CallerDep,
 ) -> UpdateAnswer:
     actor = _actor(caller)
     update = RevokeInput(actor=actor, reason=body.reason)

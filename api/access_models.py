@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.access_policy import EmployeeId
 from domain.access_request import Decision, RequestStatus, RequestView, StageView
+from domain.inbound import ApiTimestamp, api_text, free_text
+
+# What people type: line breaks allowed, control and bidirectional characters refused.
+Justification = Annotated[str, free_text(2000)]
+Answer = Annotated[str, api_text(4000)]
 
 
 class _Body(BaseModel):
@@ -18,20 +23,22 @@ class _Body(BaseModel):
 class NewAccessRequest(_Body):
     """A request for an access package. The requester is the caller (from the token)."""
 
-    package_id: str = Field(min_length=1, max_length=64, examples=["accounts-payable"])
+    package_id: Annotated[str, api_text(64, name=True)] = Field(
+        min_length=1, max_length=64, examples=["accounts-payable"]
+    )
     beneficiary_id: EmployeeId | None = Field(
         None,
         description="Who would hold the access; absent means the caller. Requesting for someone "
         "else is allowed only where the package lets managers request for their reports.",
         examples=["E1002"],
     )
-    justification: str = Field("", max_length=2000)
-    answers: dict[str, Annotated[str, Field(max_length=4000)]] = Field(
+    justification: Justification = Field("", max_length=2000)
+    answers: dict[Annotated[str, api_text(64, name=True)], Answer] = Field(
         default_factory=dict,
         description="Answers to the package's questions, by question id.",
         examples=[{"ticket": "CHG-1234", "environment": "eu"}],
     )
-    requested_end: AwareDatetime | None = Field(
+    requested_end: ApiTimestamp | None = Field(
         None,
         description="When the access should end, for packages whose end the requester chooses "
         "(within the policy's maximum); must carry a timezone.",
@@ -40,20 +47,20 @@ class NewAccessRequest(_Body):
 
 class DecisionBody(_Body):
     decision: Decision
-    comment: str = Field("", max_length=2000)
+    comment: Justification = Field("", max_length=2000)
 
 
 class ExtensionBody(_Body):
-    new_end: AwareDatetime = Field(description="The new end of the access, with a timezone.")
-    justification: str = Field("", max_length=2000)
+    new_end: ApiTimestamp = Field(description="The new end of the access, with a timezone.")
+    justification: Justification = Field("", max_length=2000)
 
 
 class CancelBody(_Body):
-    reason: str = Field("", max_length=2000)
+    reason: Justification = Field("", max_length=2000)
 
 
 class RevokeBody(_Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Annotated[str, free_text(2000)] = Field(min_length=1, max_length=2000)
 
 
 class SubmittedRequest(BaseModel):

@@ -8,6 +8,7 @@ from api import problems
 from api.problems import ProblemException
 
 UNAUTHENTICATED = "Missing, expired or invalid access token"
+NOT_AN_IDENTITY = "The token is valid, but names nobody Tenure manages as a hired identity"
 UNCONFIGURED = (
     "The API is not configured for this (the detail says what to set), or Temporal is unreachable"
 )

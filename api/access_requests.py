@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.access_models import NewAccessRequest, RequestList, RequestSummary, SubmittedRequest
 from api.access_problems import (
+    NOT_AN_IDENTITY,
     UNAUTHENTICATED,
     UNCONFIGURED,
     invalid_request,
@@ -34,12 +35,15 @@ from api.access_problems import (
 )
 from api.access_services import (
     ACCESS_PREFIX,
+    AUTHENTICATED,
     REQUEST_ID_PREFIX,
     TAG_REQUESTS,
     AccessServices,
     CallerDep,
     RequestIdPath,
     StoreDep,
+    documented_body,
+    json_body,
     services_of,
     temporal_of,
 )
@@ -57,7 +61,7 @@ from domain.search_attributes import EMPLOYEE_ID
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix=ACCESS_PREFIX, tags=[TAG_REQUESTS])
+router = APIRouter(prefix=ACCESS_PREFIX, tags=[TAG_REQUESTS], dependencies=AUTHENTICATED)
 
 
 # ---- submitting --------------------------------------------------------------------------------
@@ -78,12 +82,15 @@ router = APIRouter(prefix=ACCESS_PREFIX, tags=[TAG_REQUESTS])
     ),
     responses=problem_responses(
         s401=UNAUTHENTICATED,
+        s403=NOT_AN_IDENTITY,
+        s413="Body too large",
         s422="Unknown package, or answers or end date that do not fit its policy (each named)",
         s503=UNCONFIGURED,
     ),
+    openapi_extra=documented_body(NewAccessRequest),
 )
 async def submit_request(
-    body: NewAccessRequest,
+    body: Annotated[NewAccessRequest, json_body(NewAccessRequest)],
     request: Request,
     caller: CallerDep,
     idempotency_key: Annotated[
@@ -176,7 +183,9 @@ def _links(request_id: str) -> dict[str, str]:
     response_model=RequestList,
     summary="My access requests",
     description="Requests the caller made or would hold access by, newest first.",
-    responses=problem_responses(s401=UNAUTHENTICATED, s503=UNCONFIGURED),
+    responses=problem_responses(
+        s401=UNAUTHENTICATED, s403=NOT_AN_IDENTITY, s422="Invalid query", s503=UNCONFIGURED
+    ),
 )
 async def list_my_requests(
     caller: CallerDep,
@@ -198,7 +207,9 @@ async def list_my_requests(
     summary="Requests awaiting my decision",
     description="Open requests whose current stage has the caller among its approvers and that "
     "the caller has not decided yet.",
-    responses=problem_responses(s401=UNAUTHENTICATED, s503=UNCONFIGURED),
+    responses=problem_responses(
+        s401=UNAUTHENTICATED, s403=NOT_AN_IDENTITY, s422="Invalid query", s503=UNCONFIGURED
+    ),
 )
 async def list_my_approvals(caller: CallerDep, store: StoreDep) -> RequestList:
     views = await asyncio.to_thread(store.awaiting_decision, caller.employee_id)
@@ -216,7 +227,11 @@ async def list_my_approvals(caller: CallerDep, store: StoreDep) -> RequestList:
         "to administrators and auditors; to anyone else it does not exist (404)."
     ),
     responses=problem_responses(
-        s401=UNAUTHENTICATED, s404="No such request visible to the caller", s503=UNCONFIGURED
+        s401=UNAUTHENTICATED,
+        s403=NOT_AN_IDENTITY,
+        s404="No such request visible to the caller",
+        s422="Invalid request id",
+        s503=UNCONFIGURED,
     ),
 )
 async def get_request(

@@ -1,20 +1,29 @@
-"""Wiring of the access endpoints: their services, the caller and the record store as dependencies.
+"""Wiring of the access endpoints: their services, the caller, the record store and the body as
+dependencies.
 
-The caller is whoever the verified bearer token says (DESIGN.md rule 5): no body names them.
+The caller is whoever the verified bearer token says (DESIGN.md rule 5): no body names them, and
+only a hired Tenure identity is let in (`api.known_callers`). Bodies are read only once the caller
+is known, so an anonymous caller learns nothing about what the API would accept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from temporalio.client import Client
 
+from api.auth import bearer_token
 from api.caller import Caller, TokenVerifier
+from api.json_body import InvalidBody, parse_model, read_body
+from api.known_callers import KnownCallers
 from api.problems import ProblemException
+from api.query_params import only_declared_query_parameters
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore
 from domain.policy import Policy
@@ -42,6 +51,7 @@ class AccessServices:
     # None: not configured; the endpoints that need it answer 503 saying what to set.
     verifier: TokenVerifier | None
     store: AccessRecordStore | None
+    known_callers: KnownCallers = field(default_factory=KnownCallers)
     query_timeout: timedelta = QUERY_TIMEOUT
     update_timeout: timedelta = UPDATE_TIMEOUT
 
@@ -93,7 +103,11 @@ async def authenticated_caller(
             "issuer, e.g. https://login.microsoftonline.com/<tenant>/v2.0) and, if not "
             "api://tenure, TENURE_API_TOKEN_AUDIENCE, then restart it.",
         )
-    return await verifier.caller(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    caller = await verifier.caller(authorization)
+    token = bearer_token(authorization) or ""
+    await services_of(request).known_callers.require(temporal_of(request), caller, token)
+    return caller
 
 
 def record_store(request: Request) -> AccessRecordStore:
@@ -109,6 +123,51 @@ def record_store(request: Request) -> AccessRecordStore:
 
 
 CallerDep = Annotated[Caller, Depends(authenticated_caller)]
+
+
+async def _query_checked_after_auth(request: Request, _caller: CallerDep) -> None:
+    await only_declared_query_parameters(request)
+
+
+# For the routers of authenticated endpoints: unknown query parameters are refused, after the
+# caller is known (the caller dependency runs once per request, however often it is named).
+AUTHENTICATED = [Depends(_query_checked_after_auth)]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_body(model: type[M], *, optional: bool = False) -> Any:
+    """`Depends` that reads the body as `model`, after the caller is authenticated.
+
+    FastAPI parses body parameters before it runs any dependency; reading the body here instead
+    puts authentication first. Document the body with `documented_body(model)`.
+    """
+
+    async def read(request: Request, _caller: CallerDep) -> M | None:
+        raw = await read_body(request)
+        try:
+            return parse_model(raw, model, optional=optional)
+        except InvalidBody as invalid:
+            raise ProblemException(
+                422, "Invalid request", invalid.detail, errors=invalid.errors
+            ) from None
+
+    reader: Callable[..., Awaitable[M | None]] = read
+    return Depends(reader)
+
+
+def documented_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` naming the JSON body an operation reads through `json_body`."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    }
+
+
 StoreDep = Annotated[AccessRecordStore, Depends(record_store)]
 RequestIdPath = Annotated[
     str,
@@ -116,5 +175,7 @@ RequestIdPath = Annotated[
         description="The request's id, as returned when it was submitted.",
         examples=["access-request-E1001-accounts-payable-3f2a9c1b0d"],
         max_length=300,
+        # Request ids are built of employee and package ids and a digest: nothing else.
+        pattern=r"^[A-Za-z0-9._:-]+$",
     ),
 ]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -20,6 +23,7 @@ from temporalio.client import Client
 
 from api import problems
 from api.access_actions import router as access_actions_router
+from api.access_models import CancelBody, DecisionBody, ExtensionBody, NewAccessRequest, RevokeBody
 from api.access_requests import router as access_requests_router
 from api.access_services import AccessServices
 from api.audit_export import router as audit_export_router
@@ -27,11 +31,16 @@ from api.auth import require_intake_token
 from api.intake import (
     EventBatch,
     IntakeResult,
-    InvalidBody,
     TemporalUnavailable,
+    claim_event_ids,
     hand_to_temporal,
-    parse_body,
+    parse_intake,
 )
+from api.json_body import MAX_BODY_BYTES, InvalidBody, read_body
+from api.limits import MAX_HEADER_BYTES, HeaderLimits
+from api.problems import PROBLEM_MEDIA_TYPE
+from api.query_params import only_declared_query_parameters
+from api.routes import allowed_methods
 from api.settings import ApiSettings
 from connection.temporal import connect, temporal_is_healthy
 from domain.audit import AccessChange
@@ -40,8 +49,6 @@ from domain.policy import Policy
 
 log = logging.getLogger(__name__)
 
-# 1,000 events of a few hundred bytes each fit comfortably; anything far bigger is not an HR feed.
-MAX_BODY_BYTES = 8 * 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 EVENTS_PATH = "/v1/hr/events"
@@ -122,6 +129,8 @@ def create_app(
     app.state.access = access
     _install_error_handlers(app)
     _install_request_id(app)
+    # Outermost: oversize headers are refused before anything else reads them.
+    app.add_middleware(HeaderLimits)
 
     @app.post(
         EVENTS_PATH,
@@ -129,9 +138,13 @@ def create_app(
         summary="Submit HR events",
         description=(
             'One HR event, or `{"events": [...]}` with 1 to '
-            f"{MAX_EVENTS_PER_BATCH} events. The whole body is validated first: if any event is "
-            "invalid, nothing is accepted. A 202 means every event is durably with Temporal. "
-            "Repeating an event_id is safe: it is applied once."
+            f"{MAX_EVENTS_PER_BATCH} events (at most {MAX_BODY_BYTES} bytes). The whole body is "
+            "validated first: if any event is invalid, nothing is accepted. A 202 means every "
+            "event is durably with Temporal. Repeating an event_id with the same content is safe: "
+            "it is applied once. Reusing an event_id with different content is refused (422): an "
+            "event_id names one event. Timestamps are ISO-8601 strings with a timezone; names are "
+            "kept in Unicode NFC and may hold no control, bidirectional or invisible formatting "
+            "character."
         ),
         response_model=IntakeResult,
         responses=problems.openapi_responses(401, 413, 422, 503),
@@ -147,16 +160,29 @@ def create_app(
     )
     async def submit_events(request: Request) -> Response:
         require_intake_token(request.headers.get("authorization"), settings.intake_token)
-        raw = await _read_body(request)
+        await only_declared_query_parameters(request)
+        raw = await read_body(request)
         try:
-            events = parse_body(raw)
+            body = parse_intake(raw)
+            record = request.app.state.access.store
+            if record is not None:
+                await asyncio.to_thread(claim_event_ids, record, body, datetime.now(UTC))
         except InvalidBody as invalid:
             return problems.problem_response(
                 422, "Invalid HR events", invalid.detail, errors=invalid.errors
             )
+        except sqlite3.Error as err:
+            log.warning("the record cannot take HR event ids: %s", err)
+            return problems.problem_response(
+                503,
+                "Record unavailable",
+                "The record that keeps event ids could not be written; nothing was accepted. "
+                "Retry shortly.",
+                headers={"Retry-After": "5"},
+            )
         try:
             result = await hand_to_temporal(
-                request.app.state.temporal, events, task_queue=settings.task_queue
+                request.app.state.temporal, body.events, task_queue=settings.task_queue
             )
         except TemporalUnavailable as err:
             log.warning("Temporal refused HR events: %s", err)
@@ -169,7 +195,13 @@ def create_app(
             )
         return JSONResponse(result.model_dump(mode="json"), status_code=202)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and Temporal reachability")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness and Temporal reachability",
+        dependencies=[Depends(only_declared_query_parameters)],
+        responses=problems.openapi_responses(422, descriptions={422: "Unknown query parameter"}),
+    )
     async def healthz(request: Request) -> JSONResponse:
         if await temporal_is_healthy(request.app.state.temporal):
             return JSONResponse({"status": "ok", "temporal": "ok"})
@@ -180,25 +212,6 @@ def create_app(
     app.include_router(audit_export_router)
     _document_body_models(app)
     return app
-
-
-async def _read_body(request: Request) -> bytes:
-    # Read the raw body ourselves (not a FastAPI body parameter) so every error has our shape.
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _too_large()
-    return bytes(body)
-
-
-def _too_large() -> problems.ProblemException:
-    return problems.ProblemException(
-        413, "Body too large", f"The body exceeds {MAX_BODY_BYTES} bytes; send smaller batches."
-    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -224,9 +237,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; the path may have several.
+            allowed = allowed_methods(request.app, request.scope)
+            if request.method == "OPTIONS" and allowed:
+                return Response(status_code=204, headers={"Allow": ", ".join(allowed)})
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}."
         return problems.problem_response(
-            exc.status_code, _reason(exc.status_code), str(exc.detail), headers=exc.headers
+            exc.status_code, _reason(exc.status_code), detail, headers=headers
         )
 
 
@@ -268,7 +290,15 @@ def _install_request_id(app: FastAPI) -> None:
 
 # Models that only the hand-written parts of the OpenAPI document refer to.
 _DOCUMENTED_MODELS: TypeAdapter[Any] = TypeAdapter(
-    HrEvent | EventBatch | problems.Problem | AccessChange
+    HrEvent
+    | EventBatch
+    | problems.Problem
+    | AccessChange
+    | NewAccessRequest
+    | DecisionBody
+    | ExtensionBody
+    | CancelBody
+    | RevokeBody
 )
 
 
@@ -295,8 +325,33 @@ def _document_body_models(app: FastAPI) -> None:
             definitions = _DOCUMENTED_MODELS.json_schema(
                 ref_template="#/components/schemas/{model}", mode="validation"
             ).get("$defs", {})
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(definitions)
+            _problems_for_validation_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problems_for_validation_errors(schema: dict[str, Any]) -> None:
+    """Every 422 is problem+json (not FastAPI's default `HTTPValidationError`), and every
+    operation documents the 431 that `api.limits` answers for oversize headers."""
+    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault(
+                "431",
+                {
+                    "description": f"Request headers larger than {MAX_HEADER_BYTES} bytes",
+                    "content": problem,
+                },
+            )
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["content"] = problem
+                if answer.get("description") == "Validation Error":
+                    answer["description"] = "Invalid request (each field named)"
+    schemas = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)

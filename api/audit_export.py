@@ -9,14 +9,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from api.access_problems import UNAUTHENTICATED, UNCONFIGURED, problem_responses
-from api.access_services import CallerDep, StoreDep
+from api.access_services import AUTHENTICATED, CallerDep, StoreDep
 from api.problems import ProblemException
 from audit.store import AccessRecordStore
 from domain.access_policy import EmployeeId
 from domain.audit import AccessChange
+from domain.inbound import ApiTimestamp
 
 AUDIT_PREFIX = "/v1/audit"
 NDJSON = "application/x-ndjson"
@@ -25,7 +25,7 @@ EXPORT_CHUNK = 500
 
 TAG_AUDIT = "Audit"
 
-router = APIRouter(prefix=AUDIT_PREFIX, tags=[TAG_AUDIT])
+router = APIRouter(prefix=AUDIT_PREFIX, tags=[TAG_AUDIT], dependencies=AUTHENTICATED)
 
 
 @router.get(
@@ -43,7 +43,8 @@ router = APIRouter(prefix=AUDIT_PREFIX, tags=[TAG_AUDIT])
         },
         **problem_responses(
             s401=UNAUTHENTICATED,
-            s403="The caller is neither an auditor nor an administrator",
+            s403="The caller is neither an auditor nor an administrator, or not a Tenure identity",
+            s422="Invalid query",
             s503=UNCONFIGURED,
         ),
     },
@@ -52,7 +53,8 @@ async def export_access_changes(
     caller: CallerDep,
     store: StoreDep,
     since: Annotated[
-        AwareDatetime | None, Query(description="Only changes at or after this time.")
+        ApiTimestamp | None,
+        Query(description="Only changes at or after this time (ISO-8601, with a timezone)."),
     ] = None,
     employee_id: Annotated[
         EmployeeId | None, Query(description="Only changes to this person's access.")

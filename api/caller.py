@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,8 @@ class Caller:
     user_principal_name: str | None
     display_name: str | None
     roles: frozenset[str] = frozenset()
+    # The token's `exp` (seconds since 1970): what is learned about the caller lasts no longer.
+    token_expires_at: float | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -232,6 +234,7 @@ class TokenVerifier:
         roles = claims.get("roles")
         upn = claims.get("preferred_username") or claims.get("upn")
         name = claims.get("name")
+        exp = claims.get("exp")
         return Caller(
             employee_id=employee_id.strip(),
             user_principal_name=upn if isinstance(upn, str) else None,
@@ -239,6 +242,7 @@ class TokenVerifier:
             roles=frozenset(r for r in roles if isinstance(r, str))
             if isinstance(roles, list)
             else frozenset(),
+            token_expires_at=float(exp) if isinstance(exp, int | float) else None,
         )
 
     # ---- the issuer's keys ---------------------------------------------------------------------

@@ -6,8 +6,9 @@ Nothing here knows about HTTP; `api.app` maps the outcomes to status codes.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -15,8 +16,17 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from domain.events import MAX_EVENTS_PER_BATCH, HrEvent, identity_workflow_id
+from api.json_body import (
+    InvalidBody,
+    body_error,
+    field_path,
+    parse_json,
+    validation_errors,
+)
+from audit.store import AccessRecordStore, ReceivedHrEvent
+from domain.events import MAX_EVENTS_PER_BATCH, HrEvent, event_digest, identity_workflow_id
 from domain.identity import IdentityContract, IdentityWorkflowInput, LifecycleStage
+from domain.inbound import INBOUND, character_problem
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 
 # Registered by the local stack (DESIGN.md, "Temporal visibility"); ids and stages only, no PII.
@@ -42,88 +52,93 @@ class IntakeResult(BaseModel):
     count: int
 
 
-class InvalidBody(Exception):
-    """The body cannot be accepted; `errors` names each invalid event and field."""
-
-    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.errors = errors
-
-
 class TemporalUnavailable(Exception):
     """Temporal did not take an event; events signalled before it are safe to send again."""
 
 
 def parse_body(raw: bytes) -> list[HrEvent]:
     """The events of a body (one event or {"events": [...]}), deduplicated, or InvalidBody."""
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidBody("The body is not valid JSON.", [_body_error(str(err))]) from err
+    return parse_intake(raw).events
 
+
+@dataclass(frozen=True)
+class IntakeBody:
+    events: list[HrEvent]
+    # Each event's content digest (`event_digest`), by event_id.
+    digests: dict[str, str]
+    # Where an event's fields are in the body: `events[3].` in a batch, at the top for one event.
+    batch: bool
+
+    def field(self, index: int, name: str) -> str:
+        return f"events[{index}].{name}" if self.batch else name
+
+
+def parse_intake(raw: bytes) -> IntakeBody:
+    """The body's events and its form, or InvalidBody."""
+    document = parse_json(raw)
     if isinstance(document, dict) and "events" in document:
         extra = sorted(set(document) - {"events"})
         if extra:
             raise InvalidBody(
                 "A batch body holds only 'events'.",
-                [_body_error(f"unexpected key(s): {', '.join(extra)}", field=extra[0])],
+                [body_error(f"unexpected key(s): {', '.join(extra)}", field=extra[0])],
             )
         items = document["events"]
         if not isinstance(items, list):
-            raise InvalidBody("'events' must be a list.", [_body_error("must be a list", "events")])
+            raise InvalidBody("'events' must be a list.", [body_error("must be a list", "events")])
         if not items:
             raise InvalidBody(
-                "The batch is empty.", [_body_error("must hold at least one event", "events")]
+                "The batch is empty.", [body_error("must hold at least one event", "events")]
             )
         if len(items) > MAX_EVENTS_PER_BATCH:
             raise InvalidBody(
                 f"A batch holds at most {MAX_EVENTS_PER_BATCH} events; "
                 f"this one holds {len(items)}.",
-                [_body_error(f"at most {MAX_EVENTS_PER_BATCH} events per request", "events")],
+                [body_error(f"at most {MAX_EVENTS_PER_BATCH} events per request", "events")],
             )
-        return _validate_events(items, prefix="events")
+        return IntakeBody(*_validate_events(items, prefix="events"), batch=True)
     if isinstance(document, dict):
-        return _validate_events([document], prefix=None)
+        return IntakeBody(*_validate_events([document], prefix=None), batch=False)
     raise InvalidBody(
         'The body must be one HR event (a JSON object) or {"events": [...]}.',
-        [_body_error(f"expected a JSON object, got {type(document).__name__}")],
+        [body_error(f"expected a JSON object, got {_json_type(document)}")],
     )
 
 
-def _validate_events(items: Sequence[Any], prefix: str | None) -> list[HrEvent]:
+def _validate_events(
+    items: Sequence[Any], prefix: str | None
+) -> tuple[list[HrEvent], dict[str, str]]:
     errors: list[dict[str, Any]] = []
     events: list[HrEvent] = []
-    first_seen: dict[str, tuple[int, HrEvent]] = {}
+    first_seen: dict[str, tuple[int, str]] = {}
 
-    def field_path(index: int, loc: Sequence[str | int]) -> str:
-        base = f"{prefix}[{index}]" if prefix else ""
-        for part in loc:
-            base += f"[{part}]" if isinstance(part, int) else (f".{part}" if base else str(part))
-        return base or "(event)"
+    def where(index: int) -> str | None:
+        return f"{prefix}[{index}]" if prefix else None
 
     for index, item in enumerate(items):
         event_id = _readable_event_id(item)
         try:
-            event = HrEvent.model_validate(item)
+            event = HrEvent.model_validate(item, context=INBOUND)
         except ValidationError as err:
-            for problem in err.errors(include_url=False, include_input=False):
-                path = field_path(index, problem["loc"])
-                errors.append(_event_error(index, event_id, path, _message(problem)))
+            for error in validation_errors(err, prefix=where(index), index=index, whole="(event)"):
+                errors.append(_with_event_id(error, event_id))
             continue
+        digest = event_digest(event)
         seen = first_seen.get(event.event_id)
         if seen is None:
-            first_seen[event.event_id] = (index, event)
+            first_seen[event.event_id] = (index, digest)
             events.append(event)
-        elif seen[1] != event:
+        elif seen[1] != digest:
             # One id, two meanings: which one the workflow would apply is a coin toss. Refuse.
             errors.append(
-                _event_error(
-                    index,
+                _with_event_id(
+                    {
+                        "index": index,
+                        "field": field_path(["event_id"], where(index)),
+                        "message": f"event_id {event.event_id!r} repeats "
+                        f"{field_path([], where(seen[0]), '(event)')} with different content",
+                    },
                     event.event_id,
-                    field_path(index, ["event_id"]),
-                    f"event_id {event.event_id!r} repeats {field_path(seen[0], [])} "
-                    "with different content",
                 )
             )
         # An identical repeat is simply dropped: event_id is the idempotency key.
@@ -133,30 +148,66 @@ def _validate_events(items: Sequence[Any], prefix: str | None) -> list[HrEvent]:
         raise InvalidBody(
             f"{invalid} of {len(items)} event(s) are invalid; nothing was accepted.", errors
         )
-    return events
+    return events, {event_id: digest for event_id, (_, digest) in first_seen.items()}
+
+
+def claim_event_ids(record: AccessRecordStore, body: IntakeBody, received_at: datetime) -> None:
+    """Bind each event id to its content in the record, or InvalidBody naming each reuse.
+
+    A reuse of an event id with other content is refused, and the whole batch with it, before
+    anything reaches Temporal: the sender learns at once that the event was not applied (the IETF
+    idempotency-key draft answers a reused key with a 422 as well). A repeat is a quiet 202.
+    """
+    events = body.events
+    claims = [
+        ReceivedHrEvent(
+            event_id=e.event_id,
+            employee_id=e.worker.employee_id,
+            digest=body.digests[e.event_id],
+            received_at=received_at,
+        )
+        for e in events
+    ]
+    conflicts = record.claim_hr_events(claims)
+    if not conflicts:
+        return
+    position = {e.event_id: i for i, e in enumerate(events)}
+    errors = [
+        {
+            "index": position[c.event.event_id],
+            "event_id": c.event.event_id,
+            "field": body.field(position[c.event.event_id], "event_id"),
+            "message": f"event_id {c.event.event_id!r} was accepted on "
+            f"{c.first.received_at:%Y-%m-%dT%H:%M:%SZ} (for {c.first.employee_id}) with "
+            "different content; an event_id names one event: send a new event with a new id",
+        }
+        for c in conflicts
+    ]
+    raise InvalidBody(
+        f"{len(conflicts)} event(s) reuse an event_id with different content; "
+        "nothing was accepted.",
+        errors,
+    )
 
 
 def _readable_event_id(item: Any) -> str | None:
     if isinstance(item, dict) and isinstance(item.get("event_id"), str):
-        return item["event_id"].strip() or None
+        event_id = item["event_id"]
+        # Echoed back only when it is printable: a control character stays out of the answer.
+        if event_id and character_problem(event_id) is None:
+            return event_id
     return None
 
 
-def _message(problem: Any) -> str:
-    message = str(problem["msg"])
-    # Our own validators raise ValueError; pydantic prefixes their text with "Value error, ".
-    return message.removeprefix("Value error, ")
+def _with_event_id(error: dict[str, Any], event_id: str | None) -> dict[str, Any]:
+    if event_id is None:
+        return error
+    return {"index": error["index"], "event_id": event_id, **error}
 
 
-def _event_error(index: int, event_id: str | None, field: str, message: str) -> dict[str, Any]:
-    error: dict[str, Any] = {"index": index}
-    if event_id is not None:
-        error["event_id"] = event_id
-    return {**error, "field": field, "message": message}
-
-
-def _body_error(message: str, field: str = "(body)") -> dict[str, Any]:
-    return {"field": field, "message": message}
+def _json_type(document: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(document), "a number")
 
 
 async def hand_to_temporal(

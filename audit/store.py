@@ -1,7 +1,9 @@
-"""The access record on SQLite: requests, their stories, who must decide, and every access change.
+"""The access record on SQLite: requests, their stories, who must decide, every access change, and
+the HR events the intake has taken (by event id and content digest).
 
-One writer process (the worker, through the activities in `activities/audit.py`) and any number of
-readers (the API, the CLI) share one file. The database runs in WAL mode, so readers never block the
+Two writers share one file: the worker (requests and access changes, through the activities in
+`activities/audit.py`) and the API (the HR events it takes); any number of readers (the API, the
+CLI) read it. The database runs in WAL mode, so readers never block the
 writer nor each other; every call opens its own connection, so a store object may be used from any
 thread (`asyncio.to_thread`). The methods are synchronous.
 
@@ -20,8 +22,9 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +32,8 @@ from domain.access_request import RequestStatus, RequestView, StoryEntry
 from domain.audit import AccessChange, access_changes_from_view
 
 ENV_VAR = "TENURE_ACCESS_RECORD_DB"
-SCHEMA_VERSION = 1
+# 2: hr_events (the intake's idempotency keys). Each version only adds tables.
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 _PAGE = 500  # access changes read per connection while exporting
 
@@ -75,7 +79,31 @@ CREATE TABLE IF NOT EXISTS access_changes (
 );
 CREATE INDEX IF NOT EXISTS access_changes_at ON access_changes (at, change_id);
 CREATE INDEX IF NOT EXISTS access_changes_employee ON access_changes (employee_id, at, change_id);
+CREATE TABLE IF NOT EXISTS hr_events (
+    event_id TEXT PRIMARY KEY,
+    employee_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    received_at TEXT NOT NULL
+) WITHOUT ROWID;
 """
+
+
+@dataclass(frozen=True)
+class ReceivedHrEvent:
+    """An HR event the intake took: its id bound to its content's digest (`event_digest`)."""
+
+    event_id: str
+    employee_id: str
+    digest: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class HrEventConflict:
+    """An event whose id was first taken with other content."""
+
+    event: ReceivedHrEvent
+    first: ReceivedHrEvent
 
 
 class AccessRecordError(RuntimeError):
@@ -121,6 +149,9 @@ class AccessRecordStore:
                         f"{self.path}: schema version {row[0]} is newer than this Tenure's "
                         f"({SCHEMA_VERSION}); upgrade Tenure before using this file"
                     )
+                elif row[0] < SCHEMA_VERSION:
+                    # The script above has just added what the newer version has.
+                    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     # ---- writes (the worker) -------------------------------------------------------------------
 
@@ -177,6 +208,44 @@ class AccessRecordStore:
         """Keep each change once: a change id already recorded keeps its first copy."""
         with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
             _insert_changes(conn, list(changes))
+
+    def claim_hr_events(self, events: Sequence[ReceivedHrEvent]) -> list[HrEventConflict]:
+        """Bind each event id to its content, all or nothing.
+
+        Returns the events whose id is already bound to other content; then nothing is written.
+        Otherwise every new id is bound (a repeat with the same digest changes nothing). One
+        transaction: of two concurrent requests reusing an id, the second sees the first.
+        """
+        ids = list(dict.fromkeys(e.event_id for e in events))
+        with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
+            known: dict[str, ReceivedHrEvent] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                for event_id, employee_id, digest, received_at in conn.execute(
+                    "SELECT event_id, employee_id, digest, received_at FROM hr_events"
+                    f" WHERE event_id IN ({marks})",
+                    chunk,
+                ):
+                    known[event_id] = ReceivedHrEvent(
+                        event_id=event_id,
+                        employee_id=employee_id,
+                        digest=digest,
+                        received_at=_parse_ts(received_at),
+                    )
+            conflicts = [
+                HrEventConflict(event=e, first=known[e.event_id])
+                for e in events
+                if e.event_id in known and known[e.event_id].digest != e.digest
+            ]
+            if conflicts:
+                return conflicts
+            conn.executemany(
+                "INSERT OR IGNORE INTO hr_events (event_id, employee_id, digest, received_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(e.event_id, e.employee_id, e.digest, _ts(e.received_at)) for e in events],
+            )
+        return []
 
     # ---- reads (the API, the CLI) --------------------------------------------------------------
 
@@ -322,6 +391,10 @@ def _undecided(view: RequestView) -> list[str]:
         return []
     decided = set(stage.approved_by) | set(stage.denied_by)
     return [a for a in dict.fromkeys(stage.approvers) if a not in decided]
+
+
+def _parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
 
 
 def _ts(value: datetime) -> str:

@@ -166,8 +166,10 @@ def _read_csv(text: str) -> list[SourceEvent]:
 
 
 def _event_from_row(row: dict[str, str | None]) -> dict[str, Any]:
-    # An empty cell means "absent", so the API applies the contract's defaults and rules.
-    cells = {k: v.strip() for k, v in row.items() if v is not None and v.strip()}
+    # An empty cell means "absent", so the API applies the contract's defaults and rules. Spaces
+    # that spreadsheets pad cells with are trimmed; nothing else is (a line break or tab inside a
+    # quoted cell reaches the API, which refuses it where it may not be).
+    cells = {k: v.strip(" ") for k, v in row.items() if v is not None and v.strip(" ")}
     event: dict[str, Any] = {k: cells[k] for k in _EVENT_COLUMNS if k in cells}
     worker: dict[str, Any] = {k: cells[k] for k in _WORKER_COLUMNS if k in cells}
     attributes = {

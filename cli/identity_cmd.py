@@ -47,7 +47,9 @@ async def _show_async(employee_id: str, as_json: bool) -> int:
         raise
     progress = await _transition_progress(client, state.running_transition)
     if as_json:
-        out = {"identity": state.model_dump(mode="json", exclude={"seen_event_ids"})}
+        out = {
+            "identity": state.model_dump(mode="json", exclude={"seen_event_ids", "event_digests"})
+        }
         if progress:
             out["running_transition_progress"] = progress.model_dump(mode="json")
         print(json.dumps(out, indent=2))

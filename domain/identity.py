@@ -41,6 +41,9 @@ class EventOutcome(StrEnum):
     # A terminate for someone not hired yet: kept, and applied once a hire has been applied
     # (HR feeds are not always in order). Logged again with its final outcome then.
     HELD = "held"
+    # An event_id already received with other content: not applied (the intake refuses these
+    # when it has its record; this catches the rest, e.g. two racing requests).
+    CONFLICT = "conflict"
 
 
 class AppliedEvent(BaseModel):
@@ -136,6 +139,9 @@ class IdentityState(BaseModel):
     # Access packages pending or held through access requests (not birthright).
     packages: list[HeldPackage] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)
+    # Content digest (`event_digest`) of each event received since digests were kept, by event_id:
+    # a reused id with other content is a conflict, not a duplicate.
+    event_digests: dict[str, str] = Field(default_factory=dict)
     history: list[AppliedEvent] = Field(default_factory=list)
 
 

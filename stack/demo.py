@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
+from domain.inbound import INBOUND
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def _event(
         "occurred_at": min(at, today).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "worker": worker,
     }
-    HrEvent.model_validate(event)  # the demo speaks the same contract as any HR source
+    HrEvent.model_validate(event, context=INBOUND)  # the same contract as any HR source
     return event
 
 

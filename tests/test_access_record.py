@@ -400,10 +400,10 @@ def test_the_file_runs_in_wal_mode_with_a_schema_version(store: AccessRecordStor
 
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     AccessRecordStore(store.path)  # opening again creates nothing twice
     with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 async def test_the_activities_record_through_the_store(store: AccessRecordStore) -> None:

@@ -36,10 +36,14 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="module")
-def api_url(temporal: WorkflowEnvironment) -> Iterator[str]:
+def api_url(
+    temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     # The app connects to Temporal itself (lifespan), as `python -m api` does.
     settings = ApiSettings(
-        intake_token=TOKEN, temporal=TemporalSettings(address=target_host(temporal))
+        intake_token=TOKEN,
+        temporal=TemporalSettings(address=target_host(temporal)),
+        access_record_db=tmp_path_factory.mktemp("record") / "access-record.db",
     )
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -162,6 +166,29 @@ async def test_import_csv_reports_rejections_per_line(
     assert not await exists(temporal.client, f"C{t}4")
 
 
+async def test_csv_cells_lose_padding_spaces_but_not_line_breaks(
+    api_url: str,
+    temporal: WorkflowEnvironment,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    t = tag()
+    feed = tmp_path / "feed.csv"
+    feed.write_text(
+        "event_id,type,effective_at,employee_id,given_name,family_name\n"
+        f"  p-{t}-1 ,hire,2026-12-01T09:00:00Z, P{t}1 ,Ada,Lovelace\n"
+        f'p-{t}-2,hire,2026-12-01T09:00:00Z,"P{t}2\n",Grace,Hopper\n'
+    )
+
+    code = await asyncio.to_thread(run_cli, str(feed), "--api-url", api_url, "--token", TOKEN)
+
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "2 read, 1 accepted, 1 rejected" in out
+    assert f"(p-{t}-2): worker.employee_id: must be 1 to 64 letters A-Z" in out
+    assert await signalled(temporal.client, f"P{t}1") == 1
+
+
 async def test_unparsable_line_sends_nothing(
     api_url: str,
     temporal: WorkflowEnvironment,
@@ -203,6 +230,36 @@ async def test_conflicting_duplicate_is_rejected_and_wrong_token_stops(
     assert code == 1
     assert f"line 2 (d-{t}): event_id repeats line 1 with different content" in out
     assert "the API refused the intake token (401)" in out
+
+
+async def test_a_later_file_reusing_an_event_id_is_told_which_line(
+    api_url: str,
+    temporal: WorkflowEnvironment,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    t = tag()
+    first, second = tmp_path / "monday.jsonl", tmp_path / "tuesday.jsonl"
+    first.write_text(json.dumps(hire(f"R{t}", f"r-{t}")) + "\n")
+    # Tuesday's export reuses Monday's id for another event, and brings one new event.
+    second.write_text(
+        json.dumps(hire(f"R{t}", f"r-{t}", department="Audit"))
+        + "\n"
+        + json.dumps(hire(f"S{t}", f"s-{t}"))
+        + "\n"
+    )
+    args = ("--api-url", api_url, "--token", TOKEN)
+    assert await asyncio.to_thread(run_cli, str(first), *args) == 0
+    capsys.readouterr()
+
+    code = await asyncio.to_thread(run_cli, str(second), *args)
+
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "2 read, 1 accepted, 1 rejected" in out
+    assert f"line 1 (r-{t}): event_id: event_id 'r-{t}' was accepted on" in out
+    assert await signalled(temporal.client, f"R{t}") == 1
+    assert await signalled(temporal.client, f"S{t}") == 1
 
 
 def test_missing_endpoint_is_a_clear_error(

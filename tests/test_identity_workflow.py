@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -25,6 +25,8 @@ from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
+
+PLUS_ONE = timezone(timedelta(hours=1))
 
 
 def _hire(employee_id: str, start: datetime, event_id: str | None = None, **worker: str) -> HrEvent:
@@ -158,6 +160,36 @@ async def test_same_event_twice_is_applied_once(
     assert [h.outcome for h in state.history].count(EventOutcome.APPLIED) == 1
     assert [h.outcome for h in state.history].count(EventOutcome.DUPLICATE) == 2
     assert len(directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)) == 1
+
+
+async def test_a_reused_event_id_with_other_content_is_a_conflict_not_applied(
+    time_skipping_env: WorkflowEnvironment, worker: str, directory: FakeDirectory
+) -> None:
+    # What the intake refuses when it has its record; the entity catches the rest (two requests
+    # racing, an API without a record).
+    now = await time_skipping_env.get_current_time()
+    event = _hire("E3010", now - timedelta(days=1), department="Sales")
+    handle = await signal_hr_event(time_skipping_env.client, worker, event)
+    await _joiner_result(time_skipping_env, "E3010", event.event_id)
+    reused = event.model_copy(update={"type": EventType.TERMINATE, "effective_at": now})
+    await signal_hr_event(time_skipping_env.client, worker, reused)
+    # The same instant in another zone is the same content: a duplicate, not a conflict.
+    same = event.model_copy(update={"effective_at": event.effective_at.astimezone(PLUS_ONE)})
+    await signal_hr_event(time_skipping_env.client, worker, same)
+
+    state = await _details(handle)
+    while len(state.history) < 3:
+        await asyncio.sleep(0.05)
+        state = await _details(handle)
+    assert [h.outcome for h in state.history] == [
+        EventOutcome.APPLIED,
+        EventOutcome.CONFLICT,
+        EventOutcome.DUPLICATE,
+    ]
+    assert "different content: not applied" in state.history[1].reason
+    assert state.stage is LifecycleStage.ACTIVE  # the terminate under a reused id did nothing
+    assert directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED) == []
+    assert state.event_digests.keys() == {event.event_id}
 
 
 async def test_events_for_one_person_are_applied_in_order(

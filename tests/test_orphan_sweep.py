@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -19,13 +18,12 @@ from temporalio.worker import Worker
 from activities.graph_client import GraphSettings, build_graph_client
 from activities.scim_client import ScimAppSettings, scim_app_clients
 from activities.sweep import MANAGED_QUERY, SweepActivities
-from domain.events import identity_workflow_id
-from domain.identity import IdentityContract, IdentityWorkflowInput
+from domain.identity import LifecycleStage
 from domain.policy import Policy
-from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 from domain.sweep import GRAPH, OrphanSweepContract, OrphanSweepInput, SweepReport, SweepSettings
 from stack.schedules import ensure_orphan_sweep_schedule
 from tests.support.graph_emulator import EmulatorControl, running_graph_emulator
+from tests.support.identities import start_identities
 from tests.support.scim_server import running_scim_server
 from tests.support.temporal_dev import temporal_dev_server
 from workflows.orphan_sweep import OrphanSweepWorkflow
@@ -34,7 +32,6 @@ APP = "collab"
 DOMAIN = "example.com"
 BREAK_GLASS = f"breakglass@{DOMAIN}"
 # Nobody polls this queue: the identities only need to exist, with their search attributes.
-IDLE_QUEUE = "sweep-test-identities"
 
 
 class Directories:
@@ -135,18 +132,7 @@ async def _seed(dirs: Directories, graph_control: EmulatorControl) -> None:
 
 async def _start_identities(client: Client, stages: dict[str, str]) -> None:
     for employee_id, stage in stages.items():
-        await client.start_workflow(
-            IdentityContract.WORKFLOW,
-            IdentityWorkflowInput(employee_id=employee_id),
-            id=identity_workflow_id(employee_id),
-            task_queue=IDLE_QUEUE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(EMPLOYEE_ID, employee_id),
-                    SearchAttributePair(LIFECYCLE_STAGE, stage),
-                ]
-            ),
-        )
+        await start_identities(client, [employee_id], stage=LifecycleStage(stage))
     # Visibility is eventually consistent: wait until the sweep's own query sees them all.
     for _ in range(100):
         if (await client.count_workflows(MANAGED_QUERY)).count == len(stages):

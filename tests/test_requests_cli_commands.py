@@ -24,6 +24,7 @@ from cli.main import main
 from domain.access_request import RequestStatus
 from tests.support.asgi_server import serving
 from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
+from tests.support.identities import start_identities
 from tests.support.request_views import REQUEST_ID, story_view
 from tests.support.temporal_dev import temporal_dev_server
 from tests.support.token_issuer import Issuer, token_issuer
@@ -249,6 +250,7 @@ async def live_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
         Worker(temporal.client, task_queue=queue, workflows=[FakeAccessRequestWorkflow]),
         token_issuer([REQUESTER, STRANGER, FAKE_APPROVER]) as issuer,
     ):
+        await start_identities(temporal.client, [REQUESTER, STRANGER, FAKE_APPROVER])
         settings = ApiSettings(
             intake_token="intake",
             task_queue=queue,

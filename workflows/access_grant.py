@@ -4,6 +4,7 @@ at the end, on revocation, or when the person leaves."""
 from __future__ import annotations
 
 from datetime import datetime
+from html import escape
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -54,7 +55,7 @@ class GrantSteps(RequestCore):
         await self.notify(
             [self._in.requester_id, self._in.beneficiary_id],
             f"Access granted: {plan.display_name}",
-            f"<p>{plan.display_name} is granted to {self._in.beneficiary_id}"
+            f"<p>{escape(plan.display_name)} is granted to {self._in.beneficiary_id}"
             + (f" until {self._expires_at:%Y-%m-%d %H:%M} UTC" if self._expires_at else "")
             + ".</p>",
         )
@@ -126,7 +127,7 @@ class GrantSteps(RequestCore):
         await self.notify(
             [self._in.requester_id, self._in.beneficiary_id],
             f"Extension {'approved' if approved else 'refused'}: {plan.display_name}",
-            f"<p>Access to {plan.display_name} ends {self._expires_at:%Y-%m-%d %H:%M} UTC.</p>"
+            f"<p>Access to {escape(plan.display_name)} ends {self._expires_at:%Y-%m-%d %H:%M} UTC.</p>"
             if self._expires_at
             else "<p>The extension was not granted.</p>",
         )
@@ -144,7 +145,7 @@ class GrantSteps(RequestCore):
         await self.notify(
             [self._in.beneficiary_id, self._in.requester_id],
             f"Access ending: {plan.display_name}",
-            f"<p>Your access to {plan.display_name} ends {end:%Y-%m-%d %H:%M} UTC.{extend}</p>",
+            f"<p>Your access to {escape(plan.display_name)} ends {end:%Y-%m-%d %H:%M} UTC.{extend}</p>",
         )
         await self.record()
 

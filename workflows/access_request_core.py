@@ -4,6 +4,7 @@ attributes, notices, closing, and what an approval stage asks of it."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 
 from temporalio import workflow
@@ -111,7 +112,8 @@ class RequestCore(ChainHost):
             await self.notify(
                 [self._in.requester_id, self._in.beneficiary_id],
                 f"Access request {status.value}: {self._plan.display_name}",
-                f"<p>Your request for {self._plan.display_name} is {status.value}: {text}.</p>",
+                f"<p>Your request for {escape(self._plan.display_name)} is {status.value}: "
+                f"{escape(text)}.</p>",
             )
         await self.record()
         self._show()

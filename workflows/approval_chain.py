@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from html import escape
 from typing import Any, Protocol
 
 from temporalio import workflow
@@ -286,8 +287,8 @@ class ApprovalChain:
         await self._host.notify(
             approvers,
             f"{subject}: {plan.display_name} for {request.beneficiary_id}",
-            f"<p>{request.requester_id} asks for <b>{plan.display_name}</b> for "
-            f"{request.beneficiary_id}: {request.justification or '(no justification)'}</p>"
+            f"<p>{request.requester_id} asks for <b>{escape(plan.display_name)}</b> for "
+            f"{request.beneficiary_id}: {escape(request.justification or '(no justification)')}</p>"
             f"<p>{self._name} needs {self._needs()} by {self.view.deadline:%Y-%m-%d %H:%M} UTC. "
             f"Decide with <code>tenure requests approve {workflow.info().workflow_id}</code> "
             "(or deny).</p>",

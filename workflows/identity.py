@@ -27,7 +27,7 @@ from workflows.identity_move import MoveSteps
 
 with workflow.unsafe.imports_passed_through():
     from domain.access_request import AccessRequestContract, BeneficiaryLeft
-    from domain.events import EventType, HrEvent
+    from domain.events import EventType, HrEvent, event_digest
     from domain.identity import (
         AccessRequestChanged,
         EventOutcome,
@@ -47,6 +47,7 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         self._input = input
         self._state = input.state or IdentityState(employee_id=input.employee_id)
         self._seen = set(self._state.seen_event_ids)
+        self._digests: dict[str, str] = dict(self._state.event_digests)
         # Received, not yet applied; kept in arrival order, applied in effective-time order.
         self._pending: list[HrEvent] = list(input.pending)
         # Bumped by every signal and every transition that ends: wakes the event loop.
@@ -65,11 +66,23 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
     @workflow.signal(name=IdentityContract.SIGNAL_HR_EVENT)
     def hr_event(self, event: HrEvent) -> None:
         # event_id is the idempotency key: a repeat is acknowledged (the signal is in history) but
-        # applied once, whether the first copy is still pending or long done.
+        # applied once, whether the first copy is still pending or long done. The same id with
+        # other content is not a repeat: it is logged as a conflict and not applied either.
+        digest = event_digest(event)
         if event.event_id in self._seen:
-            self._log(event, EventOutcome.DUPLICATE, "event_id already received")
+            first = self._digests.get(event.event_id)
+            if first is not None and first != digest:
+                self._log(
+                    event,
+                    EventOutcome.CONFLICT,
+                    "event_id already received with different content: not applied "
+                    "(an event_id names one event; send a new one with a new id)",
+                )
+            else:
+                self._log(event, EventOutcome.DUPLICATE, "event_id already received")
             return
         self._seen.add(event.event_id)
+        self._digests[event.event_id] = digest
         if event.type is EventType.TERMINATE:
             self._supersede_terminates(event)
         self._pending.append(event)

@@ -38,6 +38,7 @@ class IdentityCore:
     _input: IdentityWorkflowInput
     _state: IdentityState
     _seen: set[str]
+    _digests: dict[str, str]
     _pending: list[HrEvent]
     _wakes: int
     _child: asyncio.Task[None] | None
@@ -162,6 +163,7 @@ class IdentityCore:
     def _snapshot(self) -> IdentityState:
         state = self._state.model_copy(deep=True)
         state.seen_event_ids = sorted(self._seen)
+        state.event_digests = dict(self._digests)
         state.scheduled = self._schedule()
         return state
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -236,7 +237,7 @@ class JoinerWorkflow:
                 to_address=user.user_principal_name,
                 subject="Welcome aboard",
                 html_body=(
-                    f"<p>Welcome, {input.worker.given_name}!</p><p>Your account is "
+                    f"<p>Welcome, {escape(input.worker.given_name or '')}!</p><p>Your account is "
                     f"<b>{user.user_principal_name}</b>. Your manager has a Temporary Access Pass "
                     "for your first sign-in.</p>"
                 ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from html import escape
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -198,10 +199,11 @@ class MoverWorkflow:
             return []
         name = input.worker.display_name or input.employee_id
         rows = "".join(
-            f"<li>{c.field.replace('_', ' ')}: {c.old} &rarr; {c.new}</li>" for c in changes
+            f"<li>{escape(c.field.replace('_', ' '))}: {escape(c.old)} &rarr; {escape(c.new)}</li>"
+            for c in changes
         )
         body = (
-            f"<p>{name} ({input.employee_id}) has moved. What changed:</p><ul>{rows}</ul>"
+            f"<p>{escape(name)} ({input.employee_id}) has moved. What changed:</p><ul>{rows}</ul>"
             "<p>Their access now follows the new role; access only the old role needed is removed"
             " (after a grace period where the policy sets one).</p>"
         )

@@ -7,6 +7,10 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
+# Errors no retry can cure, should one escape the clients' own mapping (which fails such requests
+# as non-retryable ApplicationErrors): a value that no header or URL can hold.
+UNSENDABLE_ERROR_TYPES = ["UnicodeEncodeError", "UnicodeDecodeError", "LocalProtocolError"]
+
 # Provisioning calls retry until they succeed or fail for good (a non-retryable error type).
 # Throttling errors carry the server's Retry-After as next_retry_delay, which overrides the backoff.
 PROVISIONING: dict[str, Any] = {
@@ -15,6 +19,7 @@ PROVISIONING: dict[str, Any] = {
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(minutes=2),
+        non_retryable_error_types=UNSENDABLE_ERROR_TYPES,
     ),
 }
 
@@ -26,6 +31,7 @@ WAIT_FOR_MANAGER: dict[str, Any] = {
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=1.5,
         maximum_interval=timedelta(seconds=30),
+        non_retryable_error_types=UNSENDABLE_ERROR_TYPES,
     ),
 }
 
@@ -39,6 +45,7 @@ INVENTORY: dict[str, Any] = {
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(minutes=2),
+        non_retryable_error_types=UNSENDABLE_ERROR_TYPES,
     ),
 }
 

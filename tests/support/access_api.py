@@ -25,6 +25,12 @@ AUDITOR = "E0500"
 # Their own requests and approvals only, so the store's lists hold what one test recorded.
 LISTER, LIST_APPROVER = "E1101", "E1102"
 PEOPLE = (REQUESTER, REPORT, STRANGER, ADMIN, AUDITOR, FAKE_APPROVER, LISTER, LIST_APPROVER)
+# In the directory, with a validly signed token, but not a Tenure identity.
+OUTSIDER = "E4040"
+# An identity who has left (stage disabled), whose token is still valid.
+LEAVER = "E4041"
+INTAKE_TOKEN = "intake"
+INTAKE = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
 ROLES = {ADMIN: [ADMIN_ROLE], AUDITOR: [AUDITOR_ROLE]}
 REQUESTS = "/v1/access/requests"
 PROBLEM = "application/problem+json"
