@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
@@ -48,6 +48,11 @@ from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
 from domain.policy import Policy
 
 log = logging.getLogger(__name__)
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    temporal: Literal["ok", "unreachable"]
+
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -200,7 +205,11 @@ def create_app(
         tags=["operations"],
         summary="Liveness and Temporal reachability",
         dependencies=[Depends(only_declared_query_parameters)],
-        responses=problems.openapi_responses(422, descriptions={422: "Unknown query parameter"}),
+        response_model=Health,
+        responses={
+            503: {"model": Health, "description": "Temporal is unreachable"},
+            **problems.openapi_responses(422, descriptions={422: "Unknown query parameter"}),
+        },
     )
     async def healthz(request: Request) -> JSONResponse:
         if await temporal_is_healthy(request.app.state.temporal):

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -72,13 +73,16 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
     w = state.worker
     console.print(f"[bold]{state.employee_id}[/bold]  stage: [cyan]{state.stage.value}[/cyan]")
     if w:
+        # HR's values are shown as text: brackets in a name are not rich markup.
         console.print(
-            f"  {w.display_name} · {w.job_title or '-'} · {w.department or '-'} · {w.location or '-'} · "
+            f"  {escape(w.display_name)} · {escape(w.job_title or '-')} · "
+            f"{escape(w.department or '-')} · {escape(w.location or '-')} · "
             f"{w.employment_type.value} · manager {w.manager_id or '-'}"
         )
         if w.attributes:
             console.print(
-                "  attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(w.attributes.items()))
+                "  attributes: "
+                + ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(w.attributes.items()))
             )
     if state.user_principal_name:
         console.print(f"  Entra ID: {state.user_principal_name} (id {state.graph_user_id})")
@@ -87,7 +91,9 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
     for col in ("kind", "target", "roles", "granted by rule"):
         access.add_column(col)
     for item in state.access:
-        access.add_row(item.kind, item.target, ", ".join(item.roles) or "-", item.rule)
+        access.add_row(
+            item.kind, escape(item.target), escape(", ".join(item.roles) or "-"), escape(item.rule)
+        )
     console.print(access if state.access else "  Access held: none")
     if state.packages:
         packages = Table(title="Access packages (requested)")
@@ -102,7 +108,7 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
     if progress:
         console.print(f"  running {state.running_transition}: {progress.phase}")
         for step in progress.done:
-            console.print(f"    ✓ {step}")
+            console.print(f"    ✓ {escape(step)}")
         if progress.pre_hire_at and progress.phase == "pre_hire_wait":
             what = "pre-hire: create the disabled account, grant access, TAP to the manager"
             scheduled.insert(0, ScheduledChange(at=progress.pre_hire_at, what=what))
@@ -111,7 +117,7 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
         table.add_column("when (UTC)")
         table.add_column("what")
         for change in scheduled:
-            table.add_row(f"{change.at:%Y-%m-%d %H:%M}", change.what)
+            table.add_row(f"{change.at:%Y-%m-%d %H:%M}", escape(change.what))
         console.print(table)
 
     events = Table(title="Recent events")
@@ -119,10 +125,10 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
         events.add_column(col)
     for entry in state.history[-10:]:
         events.add_row(
-            entry.event_id,
+            escape(entry.event_id),
             entry.type,
             f"{entry.effective_at:%Y-%m-%d}",
             entry.outcome.value,
-            entry.reason or "",
+            escape(entry.reason or ""),
         )
     console.print(events)

@@ -8,7 +8,14 @@ from rich.console import Console
 
 from cli.identity_cmd import _render
 from domain.events import WorkerRecord
-from domain.identity import AccessItem, HeldPackage, IdentityState, LifecycleStage
+from domain.identity import (
+    AccessItem,
+    AppliedEvent,
+    EventOutcome,
+    HeldPackage,
+    IdentityState,
+    LifecycleStage,
+)
 
 
 def _shown(state: IdentityState) -> str:
@@ -46,3 +53,32 @@ def test_show_lists_birthright_and_requested_packages() -> None:
 def test_show_without_packages_has_no_package_table() -> None:
     text = _shown(IdentityState(employee_id="E1", stage=LifecycleStage.ACTIVE))
     assert "Access packages" not in text
+
+
+def test_values_from_hr_are_shown_as_text_not_markup() -> None:
+    # Brackets are fine in names and event ids; rich must not read them as its markup.
+    state = IdentityState(
+        employee_id="E2",
+        stage=LifecycleStage.ACTIVE,
+        worker=WorkerRecord(
+            employee_id="E2",
+            given_name="[bold]Ada[/bold]",
+            family_name="[/]",
+            department="[red]Finance",
+            attributes={"team [x]": "[/blue]"},
+        ),
+        history=[
+            AppliedEvent(
+                event_id="[/red]ev-1",
+                type="hire",
+                effective_at=datetime(2026, 12, 1, tzinfo=UTC),
+                received_at=datetime(2026, 12, 1, tzinfo=UTC),
+                outcome=EventOutcome.APPLIED,
+                reason="[link=http://x]click[/link]",
+            )
+        ],
+    )
+    text = _shown(state)
+    assert "[bold]Ada[/bold] [/]" in text and "[red]Finance" in text
+    assert "team [x]=[/blue]" in text
+    assert "[/red]ev-1" in text and "[link=http://x]click[/link]" in text

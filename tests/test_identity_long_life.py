@@ -75,13 +75,29 @@ async def test_every_event_survives_continue_as_new(
             if len(state.history) >= 1 + UPDATES + 5:
                 break
             await asyncio.sleep(0.1)
+        # The first update's id, reused for other content after the runs that received it
+        # continued as new: still known with its content, so a conflict, not applied.
+        first = updates[0]
+        reused = first.model_copy(
+            update={"worker": first.worker.model_copy(update={"department": "Audit"})}
+        )
+        await hand_to_temporal(dev_env.client, [reused], task_queue=queue)
+        for _ in range(100):
+            state = await _state(dev_env.client)
+            if EventOutcome.CONFLICT in [h.outcome for h in state.history]:
+                break
+            await asyncio.sleep(0.1)
 
         handle = dev_env.client.get_workflow_handle(identity_workflow_id("L1"))
         description = await handle.describe()
 
-    applied = [h.event_id for h in state.history if h.outcome is not EventOutcome.DUPLICATE]
+    repeats = (EventOutcome.DUPLICATE, EventOutcome.CONFLICT)
+    applied = [h.event_id for h in state.history if h.outcome not in repeats]
     assert applied == ["l1-hire"] + [e.event_id for e in updates]
     assert [h.outcome for h in state.history].count(EventOutcome.DUPLICATE) == 5
+    [conflict] = [h for h in state.history if h.outcome is EventOutcome.CONFLICT]
+    assert conflict.event_id == first.event_id
+    assert state.worker is not None and state.worker.department == "Sales"
     assert state.stage is LifecycleStage.ACTIVE
     assert len(directory.calls_named("graph.ensure_user")) == 1
 

@@ -144,6 +144,8 @@ async def test_the_openapi_document_is_honest_about_errors_and_bodies(
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             for status, answer in operation["responses"].items():
+                if (path, status) == ("/healthz", "503"):
+                    continue  # the health document itself, saying what is unreachable
                 if status.startswith(("4", "5")):
                     assert list(answer["content"]) == [PROBLEM], (path, method, status)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
