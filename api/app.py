@@ -49,6 +49,7 @@ from domain.policy import Policy
 
 log = logging.getLogger(__name__)
 
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     temporal: Literal["ok", "unreachable"]
