@@ -27,6 +27,7 @@ from activities import graph_errors
 from activities.graph_directory import GraphDirectory
 from activities.graph_errors import graph_call
 from activities.graph_odata import graph_time, parse_graph_time
+from activities.unsendable import UNSENDABLE
 from domain.inbound import character_problem
 from domain.provisioning import (
     ActivityNames,
@@ -59,7 +60,7 @@ class GraphMail(GraphDirectory):
         )
         try:
             await self._client.users.by_user_id(sender).send_mail.post(body)
-        except (ODataError, httpx.TransportError, *graph_errors.UNSENDABLE) as err:
+        except (ODataError, httpx.TransportError, *UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, call) from None
         except Exception as err:
             # Anything else could quote the message (and so a pass): keep only the type.

@@ -22,6 +22,7 @@ from activities import graph_errors
 from activities.graph_directory import GraphDirectory
 from activities.graph_errors import graph_call
 from activities.graph_odata import graph_time, odata_quote, parse_graph_time, segment
+from activities.unsendable import UNSENDABLE
 from domain.provisioning import (
     ActivityNames,
     EnsureGraphUserInput,
@@ -157,7 +158,7 @@ class GraphUsers(GraphDirectory):
             if err.response_status_code == 400 and duplicate:
                 return None  # someone else's UPN: the next candidate is just as deterministic
             raise graph_errors.to_application_error(err, call) from None
-        except (httpx.TransportError, *graph_errors.UNSENDABLE) as err:
+        except (httpx.TransportError, *UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, call) from None
         if not created.get("id"):
             raise ApplicationError(f"{call}: Graph returned no user", type="GraphBadResponse")
@@ -203,7 +204,7 @@ class GraphUsers(GraphDirectory):
                 self._managers.pop(input.manager_employee_id, None)
                 raise ApplicationError(f"{call}: not found", type="GraphNotFound") from None
             raise graph_errors.to_application_error(err, call) from None
-        except (httpx.TransportError, *graph_errors.UNSENDABLE) as err:
+        except (httpx.TransportError, *UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, call) from None
         return SetManagerResult(manager_user_id=manager.user_id)
 
@@ -220,5 +221,5 @@ class GraphUsers(GraphDirectory):
             if err.response_status_code == 404:
                 return  # already gone: the goal state
             raise graph_errors.to_application_error(err, f"delete user {input.user_id}") from None
-        except (httpx.TransportError, *graph_errors.UNSENDABLE) as err:
+        except (httpx.TransportError, *UNSENDABLE) as err:
             raise graph_errors.to_application_error(err, f"delete user {input.user_id}") from None

@@ -263,19 +263,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _validation_error(error: Any) -> dict[str, str]:
-    """`{field, message}` of one FastAPI validation error: body fields by their path in the body
-    (`answers.ticket`, `events[2].type`), other inputs as `query.status`, `header.idempotency-key`."""
-    where, *path = error.get("loc", ()) or ("body",)
+    """`{field, message}` of one FastAPI validation error, as `query.status` or
+    `path.request_id`. Bodies never reach FastAPI's validation: `api.json_body` reads them."""
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "json_invalid":
-        cause = (error.get("ctx") or {}).get("error", "")
-        return {"field": "(body)", "message": f"not valid JSON: {cause}".rstrip(": ")}
-    if where != "body":
-        return {"field": ".".join(str(p) for p in (where, *path)), "message": message}
-    field = ""
-    for part in path:
-        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-    return {"field": field or "(body)", "message": message}
+    return {"field": ".".join(str(p) for p in error.get("loc", ())), "message": message}
 
 
 def _reason(status: int) -> str:

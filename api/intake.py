@@ -37,7 +37,7 @@ DEFAULT_CONCURRENCY = 32
 
 
 class EventBatch(BaseModel):
-    """The batch form of the body (documentation only: bodies are parsed by `parse_body`)."""
+    """The batch form of the body (documentation only: bodies are parsed by `parse_intake`)."""
 
     events: list[HrEvent] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
 
@@ -56,11 +56,6 @@ class TemporalUnavailable(Exception):
     """Temporal did not take an event; events signalled before it are safe to send again."""
 
 
-def parse_body(raw: bytes) -> list[HrEvent]:
-    """The events of a body (one event or {"events": [...]}), deduplicated, or InvalidBody."""
-    return parse_intake(raw).events
-
-
 @dataclass(frozen=True)
 class IntakeBody:
     events: list[HrEvent]
@@ -74,7 +69,8 @@ class IntakeBody:
 
 
 def parse_intake(raw: bytes) -> IntakeBody:
-    """The body's events and its form, or InvalidBody."""
+    """The events of a body (one event or {"events": [...]}), deduplicated, with the body's form;
+    or InvalidBody."""
     document = parse_json(raw)
     if isinstance(document, dict) and "events" in document:
         extra = sorted(set(document) - {"events"})

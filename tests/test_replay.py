@@ -25,8 +25,11 @@ RELEASE_1 = sorted((ROOT / "release-1").glob("*.json"))
 # release-2: the whole lifecycle (hires, a withdrawn hire, a mover, a corrected leave date and
 # retention) before access requests and the access record; no patch marker in them.
 RELEASE_2 = sorted((ROOT / "release-2").glob("*.json"))
+# release-3: lifecycle and access requests before the identity kept event contents (no reused
+# event id is a conflict in them, and notices quote names unescaped).
+RELEASE_3 = sorted((ROOT / "release-3").glob("*.json"))
 ALL = [(p, p.stem) for p in HISTORIES] + [
-    (p, f"{p.parent.name}/{p.stem}") for p in RELEASE_1 + RELEASE_2
+    (p, f"{p.parent.name}/{p.stem}") for p in RELEASE_1 + RELEASE_2 + RELEASE_3
 ]
 
 
@@ -45,7 +48,11 @@ def test_histories_are_recorded() -> None:
         "access-request-extension-approved",
     } <= requests
     assert (ROOT / "identity-RA5-leaver-with-package.json").exists()
-    assert len(RELEASE_1) >= 4 and len(RELEASE_2) >= 12
+    assert len(RELEASE_1) >= 4 and len(RELEASE_2) >= 12 and len(RELEASE_3) >= 20
+    # R2's identity received its hire, a duplicate, and its hire id reused with other content.
+    r2 = WorkflowHistory.from_json("identity-R2", (ROOT / "identity-R2.json").read_text())
+    signals = [e for e in r2.events if e.HasField("workflow_execution_signaled_event_attributes")]
+    assert len(signals) == 3
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,8 @@ class GrantSteps(RequestCore):
         await self.notify(
             [self._in.requester_id, self._in.beneficiary_id],
             f"Extension {'approved' if approved else 'refused'}: {plan.display_name}",
-            f"<p>Access to {escape(plan.display_name)} ends {self._expires_at:%Y-%m-%d %H:%M} UTC.</p>"
+            f"<p>Access to {escape(plan.display_name)} ends "
+            f"{self._expires_at:%Y-%m-%d %H:%M} UTC.</p>"
             if self._expires_at
             else "<p>The extension was not granted.</p>",
         )
@@ -145,7 +146,8 @@ class GrantSteps(RequestCore):
         await self.notify(
             [self._in.beneficiary_id, self._in.requester_id],
             f"Access ending: {plan.display_name}",
-            f"<p>Your access to {escape(plan.display_name)} ends {end:%Y-%m-%d %H:%M} UTC.{extend}</p>",
+            f"<p>Your access to {escape(plan.display_name)} ends "
+            f"{end:%Y-%m-%d %H:%M} UTC.{extend}</p>",
         )
         await self.record()
 

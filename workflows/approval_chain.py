@@ -288,7 +288,8 @@ class ApprovalChain:
             approvers,
             f"{subject}: {plan.display_name} for {request.beneficiary_id}",
             f"<p>{request.requester_id} asks for <b>{escape(plan.display_name)}</b> for "
-            f"{request.beneficiary_id}: {escape(request.justification or '(no justification)')}</p>"
+            f"{request.beneficiary_id}: "
+            f"{escape(request.justification or '(no justification)')}</p>"
             f"<p>{self._name} needs {self._needs()} by {self.view.deadline:%Y-%m-%d %H:%M} UTC. "
             f"Decide with <code>tenure requests approve {workflow.info().workflow_id}</code> "
             "(or deny).</p>",

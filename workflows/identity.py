@@ -47,6 +47,8 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         self._input = input
         self._state = input.state or IdentityState(employee_id=input.employee_id)
         self._seen = set(self._state.seen_event_ids)
+        # Ids stay in seen_event_ids as well: a worker of the release before digests reads only
+        # those, so a rollback still recognises every repeat.
         self._digests: dict[str, str] = dict(self._state.event_digests)
         # Received, not yet applied; kept in arrival order, applied in effective-time order.
         self._pending: list[HrEvent] = list(input.pending)

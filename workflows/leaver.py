@@ -144,9 +144,10 @@ class LeaverWorkflow:
                     to_address=manager.address or None,
                     subject=f"{input.display_name or input.employee_id} has left: access removed",
                     html_body=(
-                        f"<p>{escape(input.display_name or input.employee_id)} ({input.employee_id}) left on "
-                        f"{input.leave_at:%Y-%m-%d}. Their account is disabled, their sessions are "
-                        "revoked and their access is removed.</p><p>The accounts will be deleted "
+                        f"<p>{escape(input.display_name or input.employee_id)} "
+                        f"({input.employee_id}) left on {input.leave_at:%Y-%m-%d}. Their account "
+                        "is disabled, their sessions are revoked and their access is removed.</p>"
+                        "<p>The accounts will be deleted "
                         f"after {deletion:%Y-%m-%d} unless they are rehired before then.</p>"
                     ),
                 ),

@@ -158,6 +158,9 @@ async def _record_lifecycle(env: WorkflowEnvironment) -> dict[str, str]:
         await env.sleep(timedelta(days=27))
         for employee, event in (("R1", future), ("R2", past)):
             await _wait_closed(env.client, joiner_workflow_id(employee, event.event_id))
+        # R2's hire id reused for other content: logged as a conflict, not applied.
+        reused = past.worker.model_copy(update={"department": "Sales"})
+        await signal_hr_event(env.client, QUEUE, past.model_copy(update={"worker": reused}))
         await _wait_closed(env.client, leaver_workflow_id("R3", "r3-leave-2"))
         await env.sleep(timedelta(days=10))
         await _wait_closed(env.client, retention_workflow_id("R3", "r3-leave-2"))
