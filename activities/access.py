@@ -13,18 +13,19 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.access_policy import ApproverKind
 from domain.access_request import (
     AccessActivityNames,
     Beneficiary,
     BeneficiaryInput,
     NotifyInput,
     NotifyResult,
+    ReleaseInput,
     ReserveInput,
-    ResolveApproversInput,
-    ResolvedApprovers,
 )
+from domain.approval.contract import ResolveApproversInput, ResolvedApprovers
+from domain.approval.stages import ApproverKind
 from domain.events import identity_workflow_id
+from domain.holdings import Release
 from domain.identity import (
     IdentityContract,
     IdentityState,
@@ -87,6 +88,21 @@ class AccessActivities:
                 return ReserveAccessResult(
                     accepted=False, reason=f"{input.beneficiary_id} is not a person Tenure knows"
                 )
+            raise
+
+    @activity.defn(name=AccessActivityNames.RELEASE)
+    async def release(self, input: ReleaseInput) -> Release:
+        """Which of a request's resources may go now that its grant ends: the identity entity
+        answers from its holdings ledger and stops counting the request's package."""
+        handle = self._temporal.get_workflow_handle(identity_workflow_id(input.beneficiary_id))
+        try:
+            return await handle.execute_update(
+                IdentityContract.UPDATE_RELEASE_ACCESS, input.release, result_type=Release
+            )
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                # No entity (terminated by an operator): nothing else is known to hold anything.
+                return Release(remove=list(input.release.resources), kept=[])
             raise
 
     @activity.defn(name=AccessActivityNames.RESOLVE_APPROVERS)

@@ -22,7 +22,7 @@ class AccessRecordActivities:
 
     @activity.defn(name=AuditActivityNames.RECORD_REQUEST)
     async def record_request(self, input: RecordRequestInput) -> None:
-        # sqlite3 blocks: keep it off the worker's event loop.
+        # The store blocks (SQLite or PostgreSQL I/O): keep it off the worker's event loop.
         await asyncio.to_thread(self._store.record_request, input.view)
 
     @activity.defn(name=AuditActivityNames.RECORD_ACCESS_CHANGES)

@@ -1,4 +1,4 @@
-"""Graph activities: every side effect looks up before it writes, so any retry is safe (rule 3).
+"""Graph activities: every side effect looks up before it writes, so any retry is safe (docs/architecture.md, rule 3).
 
 GraphActivities is one object composed of role mixins that share one GraphDirectory state:
 graph_users (users), graph_groups (memberships, members), graph_mail (mail, TAPs), over

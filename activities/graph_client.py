@@ -1,6 +1,6 @@
 """Build the official msgraph-sdk client: for a real tenant or for the local emulator.
 
-Temporal owns retries (DESIGN.md rule 4), so the SDK's retry handler is switched off: a 429 or 503
+Temporal owns retries (docs/architecture.md, rule 4), so the SDK's retry handler is switched off: a 429 or 503
 reaches our error mapping with its Retry-After intact, not retried behind Temporal's back.
 """
 
@@ -139,7 +139,7 @@ async def send_for_json(adapter: RequestAdapter, request: RequestInformation) ->
 
 
 def build_graph_client(settings: GraphSettings) -> GraphServiceClient:
-    # Temporal owns retries (DESIGN.md rule 4), so the SDK's RetryHandler is left out of the
+    # Temporal owns retries (docs/architecture.md, rule 4), so the SDK's RetryHandler is left out of the
     # pipeline altogether, with the redirect, URL-rewrite and inspection handlers Tenure never
     # needs: each costs CPU on every call. Kept: $-parameter decoding and Graph's telemetry headers.
     http_client = GraphClientFactory.create_with_custom_middleware(

@@ -1,7 +1,7 @@
-"""Turn Graph failures into Temporal ApplicationErrors (DESIGN.md rule 4: Temporal owns retries).
+"""Turn Graph failures into Temporal ApplicationErrors (docs/architecture.md, rule 4: Temporal owns retries).
 
-Throttling and unavailability retry after the server's Retry-After; a request that can never succeed
-(400, 401, 403, a 404 where the object must exist) fails at once with a type an operator can read.
+The status mapping is activities/http_failures.py (shared with SCIM); this module reads Graph's
+SDK errors: the status, Graph's error code and message.
 Messages name the call and Graph's error code, never request bodies (a TAP must never leak).
 """
 
@@ -9,43 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from kiota_abstractions.api_error import APIError
 from temporalio.exceptions import ApplicationError
 
+from activities import http_failures
+from activities.http_failures import GRAPH
 from activities.unsendable import UNSENDABLE
-
-DEFAULT_RETRY_AFTER_SECONDS = 5.0
-
-_THROTTLED = {429: "GraphThrottled", 503: "GraphUnavailable", 504: "GraphUnavailable"}
-_PERMANENT = {
-    400: "GraphBadRequest",
-    401: "GraphUnauthorized",
-    403: "GraphForbidden",
-    404: "GraphNotFound",
-}
 
 
 def retry_after_seconds(headers: Mapping[str, Any] | None) -> float:
-    """Retry-After as seconds (delta-seconds or an HTTP date); the fallback when absent or bad."""
-    value = None
-    if headers:
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if isinstance(value, list | tuple):
-        value = value[0] if value else None
-    if value is None:
-        return DEFAULT_RETRY_AFTER_SECONDS
-    text = str(value).strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        return max((parsedate_to_datetime(text) - datetime.now(UTC)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER_SECONDS
+    """Retry-After in seconds, for choosing the longest wait among $batch sub-responses."""
+    return (http_failures.retry_after(headers) or http_failures.DEFAULT_RETRY_AFTER).total_seconds()
 
 
 def for_status(
@@ -59,28 +36,7 @@ def for_status(
     detail = f"{call}: Graph answered {status}" + (f" {code}" if code else "")
     if message:
         detail += f": {message}"
-    if status in _THROTTLED:
-        delay = retry_after_seconds(headers)
-        return ApplicationError(
-            detail,
-            type=_THROTTLED[status],
-            next_retry_delay=timedelta(seconds=delay),
-        )
-    if status >= 500:
-        return ApplicationError(detail, type="GraphServerError")
-    return ApplicationError(
-        detail, type=_PERMANENT.get(status, "GraphRequestFailed"), non_retryable=True
-    )
-
-
-def unsendable(err: BaseException, call: str) -> ApplicationError:
-    """A request that could not even be put on the wire (a value no header or URL can hold):
-    every attempt would fail the same way, so it fails for good instead of retrying forever."""
-    return ApplicationError(
-        f"{call}: the request cannot be sent ({type(err).__name__}: {err})",
-        type="GraphUnsendableRequest",
-        non_retryable=True,
-    )
+    return GRAPH.for_status(detail, status, headers)
 
 
 def to_application_error(err: BaseException, call: str) -> ApplicationError:
@@ -95,12 +51,10 @@ def to_application_error(err: BaseException, call: str) -> ApplicationError:
             )
         return for_status(call, status, code, message, err.response_headers)
     if isinstance(err, UNSENDABLE):
-        return unsendable(err, call)
+        return GRAPH.unsendable(call, err)
     if isinstance(err, httpx.TransportError):
         # Connection refused, reset, timeouts: the next attempt may well succeed.
-        return ApplicationError(
-            f"{call}: transport error {type(err).__name__}", type="GraphTransportError"
-        )
+        return GRAPH.unreachable(call, err)
     raise TypeError(f"not a Graph error: {type(err).__name__}")
 
 

@@ -35,7 +35,7 @@ from domain.provisioning import (
 from domain.upn import mail_nickname_candidates, upn_for
 
 MAX_UPN_CANDIDATES = 50
-# The user attributes we own (DESIGN.md "What lands in Graph"), also what we $select to compare.
+# The user attributes we own (docs/architecture.md#graph-users), also what we $select to compare.
 _MANAGED = (
     "employeeId",
     "givenName",

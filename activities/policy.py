@@ -1,4 +1,4 @@
-"""Policy activities: hand workflows what the policy file says (DESIGN.md rule 6)."""
+"""Policy activities: hand workflows what the policy file says (docs/architecture.md, rule 6)."""
 
 from __future__ import annotations
 

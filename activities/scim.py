@@ -1,7 +1,7 @@
 """SCIM activities: keep a worker's account (and app roles, as SCIM groups) right in a target app.
 
 Every activity looks up before it writes, by `externalId` = employee id, so a retry or a rerun
-after a crash finds what an earlier attempt did instead of doing it twice (DESIGN.md rule 3). The
+after a crash finds what an earlier attempt did instead of doing it twice (docs/architecture.md, rule 3). The
 app clients are injected: nothing here reads the environment.
 """
 

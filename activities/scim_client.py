@@ -1,7 +1,7 @@
 """A small SCIM 2.0 client for target applications: settings, requests, and Temporal-shaped errors.
 
 Payloads are built and parsed with scim2-models; requests go out on one shared `httpx.AsyncClient`.
-HTTP failures become `ApplicationError`s so Temporal owns every retry (DESIGN.md rule 4): throttling
+HTTP failures become `ApplicationError`s so Temporal owns every retry (docs/architecture.md, rule 4): throttling
 and outages are retryable (honouring `Retry-After`), requests that can never succeed are not.
 """
 
@@ -13,8 +13,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,26 +29,17 @@ from scim2_models import (
 )
 from temporalio.exceptions import ApplicationError
 
+from activities.http_failures import SCIM
 from activities.unsendable import UNSENDABLE
 
 ScimUser = User[EnterpriseUser]
 SCIM_MEDIA_TYPE = "application/scim+json"
-DEFAULT_RETRY_DELAY = timedelta(seconds=5)
 
-# Error types, for workflows and operators reading Temporal UI.
-SCIM_APP_UNKNOWN = "ScimAppUnknown"
-SCIM_BAD_REQUEST = "ScimBadRequest"
-SCIM_UNAUTHORIZED = "ScimUnauthorized"
-SCIM_FORBIDDEN = "ScimForbidden"
-SCIM_CONFLICT = "ScimConflict"
-SCIM_NOT_FOUND = "ScimNotFound"
-SCIM_REQUEST_REFUSED = "ScimRequestRefused"
-SCIM_THROTTLED = "ScimThrottled"
-SCIM_SERVER_ERROR = "ScimServerError"
-SCIM_UNREACHABLE = "ScimUnreachable"
-SCIM_UNSENDABLE = "ScimUnsendableRequest"
-
-_NON_RETRYABLE = {400: SCIM_BAD_REQUEST, 401: SCIM_UNAUTHORIZED, 403: SCIM_FORBIDDEN}
+# Error types workflows and tests match on (the rest: activities/http_failures.py).
+SCIM_APP_UNKNOWN = SCIM.error_type("AppUnknown")
+SCIM_CONFLICT = SCIM.error_type("Conflict")
+SCIM_NOT_FOUND = SCIM.error_type("NotFound")
+SCIM_UNSENDABLE = SCIM.error_type("UnsendableRequest")
 
 
 # ---- settings -----------------------------------------------------------------------------------
@@ -247,15 +236,9 @@ class ScimAppClient:
                 headers=headers,
             )
         except UNSENDABLE as err:
-            raise ApplicationError(
-                f"{self.app}: {call}: the request cannot be sent ({type(err).__name__}: {err})",
-                type=SCIM_UNSENDABLE,
-                non_retryable=True,
-            ) from None
+            raise SCIM.unsendable(f"{self.app}: {call}", err) from None
         except httpx.TransportError as err:
-            raise ApplicationError(
-                f"{self.app}: {call}: {type(err).__name__}: {err}", type=SCIM_UNREACHABLE
-            ) from err
+            raise SCIM.unreachable(f"{self.app}: {call}", err) from err
         if response.status_code == 404 and missing_ok:
             return None
         if response.is_error:
@@ -267,18 +250,7 @@ class ScimAppClient:
     def _error(self, call: str, response: httpx.Response) -> ApplicationError:
         status = response.status_code
         message = f"{self.app}: {call}: HTTP {status}{_scim_detail(response)}"
-        if status in (429, 503):
-            return ApplicationError(
-                message,
-                type=SCIM_THROTTLED,
-                next_retry_delay=_retry_after(response) or DEFAULT_RETRY_DELAY,
-            )
-        if status >= 500 or status == 408:
-            return ApplicationError(message, type=SCIM_SERVER_ERROR)
-        error_type = _NON_RETRYABLE.get(status) or {409: SCIM_CONFLICT, 404: SCIM_NOT_FOUND}.get(
-            status, SCIM_REQUEST_REFUSED
-        )
-        return ApplicationError(message, type=error_type, non_retryable=True)
+        return SCIM.for_status(message, status, response.headers)
 
 
 def filter_literal(value: str) -> str:
@@ -302,19 +274,3 @@ def _scim_detail(response: httpx.Response) -> str:
         return ""
     parts = [str(body[k]) for k in ("scimType", "detail") if body.get(k)]
     return f" ({': '.join(parts)[:300]})" if parts else ""
-
-
-def _retry_after(response: httpx.Response) -> timedelta | None:
-    """Retry-After as seconds or an HTTP date (RFC 9110 §10.2.3); None when absent or unreadable."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when - datetime.now(UTC), timedelta(0))

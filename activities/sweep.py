@@ -1,7 +1,7 @@
 """Orphan-sweep activities: read every directory's accounts and Tenure's identities; disable one.
 
 Reads are paged and heartbeat per page; the two writes are idempotent (disabling an account that
-is already disabled, or gone, succeeds), so a retry after a crash is harmless (DESIGN.md rule 3).
+is already disabled, or gone, succeeds), so a retry after a crash is harmless (docs/architecture.md, rule 3).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import uvicorn
 from api.app import create_app
 from api.server import server_config
 from api.settings import ApiSettings, SettingsError
+from audit.store import AccessRecordError
 from domain.policy_file import PolicyFileError
 
 
@@ -28,9 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        # The policy file is read once, here: a bad one stops the API before it serves anything.
+        # The policy file is read once, here: a bad one stops the API before it serves anything;
+        # so is the access record opened (and migrated): one it cannot open stops it too.
         app = create_app(settings)
-    except PolicyFileError as err:
+    except (PolicyFileError, AccessRecordError) as err:
         print(f"tenure api: {err}", file=sys.stderr)
         return 2
     server = uvicorn.Server(

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.access_policy import EmployeeId
-from domain.access_request import Decision, RequestStatus, RequestView, StageView
+from domain.access_request import RequestStatus, RequestView
+from domain.approval.contract import Decision, StageView
 from domain.inbound import ApiTimestamp, api_text, free_text
+from domain.policy_values import EmployeeId
 
 # What people type: line breaks allowed, control and bidirectional characters refused.
 Justification = Annotated[str, free_text(2000)]

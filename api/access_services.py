@@ -1,7 +1,7 @@
 """Wiring of the access endpoints: their services, the caller, the record store and the body as
 dependencies.
 
-The caller is whoever the verified bearer token says (DESIGN.md rule 5): no body names them, and
+The caller is whoever the verified bearer token says (docs/architecture.md, rule 5): no body names them, and
 only a hired Tenure identity is let in (`api.known_callers`). Bodies are read only once the caller
 is known, so an anonymous caller learns nothing about what the API would accept.
 """
@@ -63,8 +63,8 @@ class AccessServices:
             task_queue=settings.task_queue,
             verifier=TokenVerifier(settings.tokens) if settings.tokens is not None else None,
             store=(
-                AccessRecordStore(settings.access_record_db)
-                if settings.access_record_db is not None
+                AccessRecordStore(settings.access_record_url or settings.access_record_db)
+                if settings.access_record_url is not None or settings.access_record_db is not None
                 else None
             ),
         )
@@ -117,7 +117,8 @@ def record_store(request: Request) -> AccessRecordStore:
             503,
             "Access records not configured",
             "This API has no access record store: set TENURE_ACCESS_RECORD_DB to the database "
-            "file the Tenure worker records access requests in, then restart it.",
+            "file the Tenure worker records access requests in (or TENURE_ACCESS_RECORD_URL to "
+            "its PostgreSQL database), then restart it.",
         )
     return store
 

@@ -14,9 +14,9 @@ from api.access_problems import UNAUTHENTICATED, UNCONFIGURED, problem_responses
 from api.access_services import AUTHENTICATED, CallerDep, StoreDep
 from api.problems import ProblemException
 from audit.store import AccessRecordStore
-from domain.access_policy import EmployeeId
 from domain.audit import AccessChange
 from domain.inbound import ApiTimestamp
+from domain.policy_values import EmployeeId
 
 AUDIT_PREFIX = "/v1/audit"
 NDJSON = "application/x-ndjson"

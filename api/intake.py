@@ -29,7 +29,7 @@ from domain.identity import IdentityContract, IdentityWorkflowInput, LifecycleSt
 from domain.inbound import INBOUND, character_problem
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 
-# Registered by the local stack (DESIGN.md, "Temporal visibility"); ids and stages only, no PII.
+# Registered by the local stack (docs/architecture.md#temporal-visibility); ids and stages only, no PII.
 
 # Different employees are signalled concurrently, but not unboundedly: a 1,000-event batch should
 # not open 1,000 simultaneous RPCs against the frontend.

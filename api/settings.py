@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 from api.caller import TokenSettings
+from audit.store import URL_VAR, AccessRecordError, record_url_from_env
 from connection.temporal import TemporalSettings, TemporalSettingsError
 from domain.identity import IdentityContract
 from domain.policy_file import DEFAULT_POLICY_PATH, policy_path_from_env
@@ -27,9 +30,11 @@ class ApiSettings:
     tokens: TokenSettings | None = None
     # The policy file (TENURE_POLICY): the access API validates requests against its packages.
     policy_path: Path = DEFAULT_POLICY_PATH
-    # The access record database the worker writes (TENURE_ACCESS_RECORD_DB); without it the
-    # access endpoints that read records answer 503.
+    # The access record the worker writes: a SQLite file (TENURE_ACCESS_RECORD_DB) or a database URL
+    # (TENURE_ACCESS_RECORD_URL, which is used when set); without either the access endpoints that
+    # read records answer 503. A URL's password never shows in repr().
     access_record_db: Path | None = None
+    access_record_url: URL | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -49,7 +54,17 @@ class ApiSettings:
             tokens=tokens,
             policy_path=policy_path_from_env(env),
             access_record_db=_optional_path(env, "TENURE_ACCESS_RECORD_DB"),
+            access_record_url=_access_record_url(env),
         )
+
+
+def _access_record_url(env: Mapping[str, str]) -> URL | None:
+    # Checks both variables (only one may be set) and the password file; None unless a URL is set.
+    try:
+        url = record_url_from_env(env, required=False)
+    except AccessRecordError as err:
+        raise SettingsError(str(err)) from err
+    return url if env.get(URL_VAR, "").strip() else None
 
 
 def _optional_path(env: Mapping[str, str], name: str) -> Path | None:

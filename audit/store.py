@@ -1,262 +1,153 @@
-"""The access record on SQLite: requests, their stories, who must decide, every access change, and
-the HR events the intake has taken (by event id and content digest).
+"""The access record: requests, their stories, who must decide, every access change, and the HR
+events the intake has taken (by event id and content digest).
 
-Two writers share one file: the worker (requests and access changes, through the activities in
+It lives on SQLite (the embedded default: one file, `TENURE_ACCESS_RECORD_DB`) or on PostgreSQL
+(`TENURE_ACCESS_RECORD_URL`); `audit/location.py` says how either is named and reached. The store
+is SQLAlchemy Core: the tables are in `audit/schema.py`, the writes in `audit/writes.py`, the reads
+in `audit/reads.py`, and opening a store migrates the record to the newest schema
+(`audit/migrate.py`, Alembic revisions under `audit/migrations/versions/`), adopting files made by
+releases before Alembic.
+
+Two writers share the record: the worker (requests and access changes, through the activities in
 `activities/audit.py`) and the API (the HR events it takes); any number of readers (the API, the
-CLI) read it. The database runs in WAL mode, so readers never block the
-writer nor each other; every call opens its own connection, so a store object may be used from any
-thread (`asyncio.to_thread`). The methods are synchronous.
+CLI) read it. On SQLite the file runs in WAL mode, so readers never block the writer nor each
+other, and the writes of one process queue on a lock here. Every call takes a pooled connection
+and gives it back, so a store object may be used from any thread (`asyncio.to_thread`). The
+methods are synchronous.
 
-Activities run at least once and may be retried after a newer write, so every write is idempotent
-and monotonic: story lines and access changes are inserted once each and never changed, and a
-request's view is replaced only by a view at least as far along (more story lines, or as many and a
-later `updated_at`). Nothing here ever deletes a story line or an access change.
-
-Timestamps are kept as fixed-width UTC text (`2026-12-01T09:00:00.000000Z`), so text order is time
-order.
+Every write is idempotent and monotonic (see `audit/writes.py`): story lines and access changes
+are inserted once each and never changed, and a request's view is replaced only by a view at least
+as far along. Nothing here ever deletes a story line or an access change.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sqlite3
+import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
-from domain.access_request import RequestStatus, RequestView, StoryEntry
-from domain.audit import AccessChange, access_changes_from_view
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
-ENV_VAR = "TENURE_ACCESS_RECORD_DB"
-# 2: hr_events (the intake's idempotency keys). Each version only adds tables.
-SCHEMA_VERSION = 2
-BUSY_TIMEOUT_MS = 10_000
+from audit import reads, writes
+from audit.location import (
+    BUSY_TIMEOUT_MS,
+    ENV_VAR,
+    PASSWORD_FILE_VAR,
+    URL_VAR,
+    WRITE,
+    create_record_engine,
+    ensure_wal,
+    record_url,
+    record_url_from_env,
+    redacted,
+    store_path_from_env,
+)
+from audit.migrate import migrate
+from audit.model import AccessRecordError, HrEventConflict, ReceivedHrEvent
+from domain.access_request import RequestView
+from domain.audit import AccessChange
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "ENV_VAR",
+    "PASSWORD_FILE_VAR",
+    "URL_VAR",
+    "AccessRecordError",
+    "AccessRecordStore",
+    "HrEventConflict",
+    "ReceivedHrEvent",
+    "record_url_from_env",
+    "store_path_from_env",
+]
+
 _PAGE = 500  # access changes read per connection while exporting
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    package_id TEXT NOT NULL,
-    beneficiary_id TEXT NOT NULL,
-    requester_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    submitted_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    last_seq INTEGER NOT NULL,
-    view TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS requests_beneficiary ON requests (beneficiary_id, submitted_at);
-CREATE INDEX IF NOT EXISTS requests_requester ON requests (requester_id, submitted_at);
-CREATE INDEX IF NOT EXISTS requests_status ON requests (status, submitted_at);
-CREATE INDEX IF NOT EXISTS requests_submitted ON requests (submitted_at);
-CREATE TABLE IF NOT EXISTS story_lines (
-    request_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    PRIMARY KEY (request_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS waiting_approvers (
-    request_id TEXT NOT NULL,
-    employee_id TEXT NOT NULL,
-    PRIMARY KEY (request_id, employee_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS waiting_approvers_employee ON waiting_approvers (employee_id);
-CREATE TABLE IF NOT EXISTS access_changes (
-    change_id TEXT PRIMARY KEY,
-    at TEXT NOT NULL,
-    employee_id TEXT NOT NULL,
-    change TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS access_changes_at ON access_changes (at, change_id);
-CREATE INDEX IF NOT EXISTS access_changes_employee ON access_changes (employee_id, at, change_id);
-CREATE TABLE IF NOT EXISTS hr_events (
-    event_id TEXT PRIMARY KEY,
-    employee_id TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    received_at TEXT NOT NULL
-) WITHOUT ROWID;
-"""
-
-
-@dataclass(frozen=True)
-class ReceivedHrEvent:
-    """An HR event the intake took: its id bound to its content's digest (`event_digest`)."""
-
-    event_id: str
-    employee_id: str
-    digest: str
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class HrEventConflict:
-    """An event whose id was first taken with other content."""
-
-    event: ReceivedHrEvent
-    first: ReceivedHrEvent
-
-
-class AccessRecordError(RuntimeError):
-    """The access record cannot be used as configured; the message says what to fix."""
-
-
-def store_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
-    """The record's SQLite file, from TENURE_ACCESS_RECORD_DB (required)."""
-    env = os.environ if environ is None else environ
-    value = (env.get(ENV_VAR) or "").strip()
-    if not value:
-        raise AccessRecordError(
-            f"{ENV_VAR} is not set: name the SQLite file that keeps the access record "
-            "(for example .tenure/access-record.db); the worker writes it, the API reads it"
-        )
-    return Path(value).expanduser()
 
 
 class AccessRecordStore:
-    """Requests and access changes on one SQLite file; safe for one writer and several readers."""
+    """Requests and access changes on SQLite or PostgreSQL; safe for several writers and readers.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        # One writer at a time within this process: threads queue here instead of in SQLite's
-        # busy handler, which sleeps in steps of up to 100 ms between retries of a held lock.
-        self._write_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as conn:
-            # Persistent in the file: every later connection uses the write-ahead log.
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise AccessRecordError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
-            with _transaction(conn):
-                for statement in _statements(_SCHEMA):
-                    conn.execute(statement)
-                row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-                if row[0] is None:
-                    conn.execute(
-                        "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
-                    )
-                elif row[0] > SCHEMA_VERSION:
-                    raise AccessRecordError(
-                        f"{self.path}: schema version {row[0]} is newer than this Tenure's "
-                        f"({SCHEMA_VERSION}); upgrade Tenure before using this file"
-                    )
-                elif row[0] < SCHEMA_VERSION:
-                    # The script above has just added what the newer version has.
-                    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    `location`: a SQLite file (a Path, or text without a scheme), or a database URL (text or a
+    `sqlalchemy.URL`; a password in it is never shown). `AccessRecordStore.from_env()` reads the
+    environment (`record_url_from_env`).
+    """
 
-    # ---- writes (the worker) -------------------------------------------------------------------
+    def __init__(self, location: str | Path | URL) -> None:
+        self.url = record_url(location)
+        self.backend = self.url.get_backend_name()
+        # The SQLite file, or None on PostgreSQL.
+        self.path = Path(self.url.database) if self.backend == "sqlite" else None  # type: ignore[arg-type]
+        self.where = str(self.path) if self.path is not None else redacted(self.url)
+        # SQLite: one writer at a time within this process; threads queue here instead of in
+        # SQLite's busy handler, which sleeps in steps of up to 100 ms between retries of a held
+        # lock. PostgreSQL locks rows, not the database: its writers need no queue.
+        self._write_lock: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if self.backend == "sqlite" else contextlib.nullcontext()
+        )
+        self._engine = create_record_engine(self.url)
+        try:
+            if self.backend == "sqlite":
+                ensure_wal(self._engine, self.where)
+            self.revision = migrate(self._engine, self.where)
+        except DBAPIError as err:
+            self._engine.dispose()
+            raise AccessRecordError(
+                f"cannot open the access record at {self.where}: {_reason(err)}"
+            ) from err
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def from_env(cls) -> AccessRecordStore:
+        """The store the environment names (TENURE_ACCESS_RECORD_URL or _DB), or AccessRecordError."""
+        url = record_url_from_env()
+        assert url is not None
+        return cls(url)
+
+    def __repr__(self) -> str:
+        return f"AccessRecordStore({self.where!r})"
+
+    def close(self) -> None:
+        """Close the pooled connections (the store opens new ones if used again)."""
+        self._engine.dispose()
+
+    # ---- writes (the worker; the API for HR events) --------------------------------------------
 
     def record_request(self, view: RequestView) -> None:
         """Keep the request's view, its story lines and who must decide; idempotent and monotonic."""
-        story = sorted(view.story, key=lambda e: e.seq)
-        last_seq = story[-1].seq if story else 0
-        updated_at = _ts(view.updated_at)
-        changes = access_changes_from_view(view)
-        with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
-            conn.executemany(
-                "INSERT OR IGNORE INTO story_lines (request_id, seq, at, kind, actor, entry)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (view.request_id, e.seq, _ts(e.at), e.kind, e.actor, e.model_dump_json())
-                    for e in story
-                ],
-            )
-            _insert_changes(conn, changes)
-            row = conn.execute(
-                "SELECT last_seq, updated_at FROM requests WHERE request_id = ?",
-                (view.request_id,),
-            ).fetchone()
-            if row is not None and (last_seq, updated_at) < (row[0], row[1]):
-                return  # a retried write of an older view: the newer one stays
-            conn.execute(
-                "INSERT INTO requests (request_id, package_id, beneficiary_id, requester_id, status,"
-                " submitted_at, updated_at, last_seq, view) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (request_id) DO UPDATE SET package_id = excluded.package_id,"
-                " beneficiary_id = excluded.beneficiary_id, requester_id = excluded.requester_id,"
-                " status = excluded.status, submitted_at = excluded.submitted_at,"
-                " updated_at = excluded.updated_at, last_seq = excluded.last_seq,"
-                " view = excluded.view",
-                (
-                    view.request_id,
-                    view.package_id,
-                    view.beneficiary_id,
-                    view.requester_id,
-                    view.status.value,
-                    _ts(view.submitted_at),
-                    updated_at,
-                    last_seq,
-                    # The story lives in story_lines, one row per line, and is put back on read.
-                    view.model_dump_json(exclude={"story"}),
-                ),
-            )
-            conn.execute("DELETE FROM waiting_approvers WHERE request_id = ?", (view.request_id,))
-            conn.executemany(
-                "INSERT OR IGNORE INTO waiting_approvers (request_id, employee_id) VALUES (?, ?)",
-                [(view.request_id, employee_id) for employee_id in _undecided(view)],
-            )
+        with self._writing() as conn:
+            writes.record_request(conn, view)
 
     def record_access_changes(self, changes: Iterable[AccessChange]) -> None:
         """Keep each change once: a change id already recorded keeps its first copy."""
-        with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
-            _insert_changes(conn, list(changes))
+        with self._writing() as conn:
+            writes.record_access_changes(conn, list(changes))
 
     def claim_hr_events(self, events: Sequence[ReceivedHrEvent]) -> list[HrEventConflict]:
         """Bind each event id to its content, all or nothing.
 
         Returns the events whose id is already bound to other content; then nothing is written.
         Otherwise every new id is bound (a repeat with the same digest changes nothing). One
-        transaction: of two concurrent requests reusing an id, the second sees the first.
+        transaction: of two concurrent requests reusing an id, exactly one binds it and the other
+        gets the conflict, on either backend.
         """
-        ids = list(dict.fromkeys(e.event_id for e in events))
-        with self._write_lock, closing(self._connect()) as conn, _transaction(conn):
-            known: dict[str, ReceivedHrEvent] = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                for event_id, employee_id, digest, received_at in conn.execute(
-                    "SELECT event_id, employee_id, digest, received_at FROM hr_events"
-                    f" WHERE event_id IN ({marks})",
-                    chunk,
-                ):
-                    known[event_id] = ReceivedHrEvent(
-                        event_id=event_id,
-                        employee_id=employee_id,
-                        digest=digest,
-                        received_at=_parse_ts(received_at),
-                    )
-            conflicts = [
-                HrEventConflict(event=e, first=known[e.event_id])
-                for e in events
-                if e.event_id in known and known[e.event_id].digest != e.digest
-            ]
-            if conflicts:
-                return conflicts
-            conn.executemany(
-                "INSERT OR IGNORE INTO hr_events (event_id, employee_id, digest, received_at)"
-                " VALUES (?, ?, ?, ?)",
-                [(e.event_id, e.employee_id, e.digest, _ts(e.received_at)) for e in events],
-            )
-        return []
+        with self._write_lock, self._engine.connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin() as transaction:
+                conflicts = writes.claim_hr_events(conn, events)
+                if conflicts:
+                    transaction.rollback()
+        return conflicts
 
     # ---- reads (the API, the CLI) --------------------------------------------------------------
 
     def get_request(self, request_id: str) -> RequestView | None:
-        with closing(self._connect()) as conn:
-            row = conn.execute(
-                "SELECT view FROM requests WHERE request_id = ?", (request_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            return _views(conn, [row[0]])[0]
+        with self._engine.connect() as conn:
+            return reads.get_request(conn, request_id)
 
     def list_requests(
         self,
@@ -268,32 +159,13 @@ class AccessRecordStore:
         """Requests newest first (by submission); `employee_id` matches requester or beneficiary."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        where: list[str] = []
-        params: list[object] = []
-        if employee_id is not None:
-            where.append("(requester_id = ? OR beneficiary_id = ?)")
-            params += [employee_id, employee_id]
-        if status is not None:
-            where.append("status = ?")
-            params.append(RequestStatus(status).value)  # an unknown status is a ValueError
-        sql = "SELECT view FROM requests"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY submitted_at DESC, request_id DESC LIMIT ?"
-        params.append(limit)
-        with closing(self._connect()) as conn:
-            rows = conn.execute(sql, params).fetchall()
-            return _views(conn, [r[0] for r in rows])
+        with self._engine.connect() as conn:
+            return reads.list_requests(conn, employee_id=employee_id, status=status, limit=limit)
 
     def awaiting_decision(self, employee_id: str) -> list[RequestView]:
         """Requests whose waiting stage still needs this person's decision, longest waiting first."""
-        with closing(self._connect()) as conn:
-            rows = conn.execute(
-                "SELECT r.view FROM waiting_approvers w JOIN requests r USING (request_id)"
-                " WHERE w.employee_id = ? ORDER BY r.submitted_at, r.request_id",
-                (employee_id,),
-            ).fetchall()
-            return _views(conn, [r[0] for r in rows])
+        with self._engine.connect() as conn:
+            return reads.awaiting_decision(conn, employee_id)
 
     def iter_access_changes(
         self, *, since: datetime | None = None, employee_id: str | None = None
@@ -303,102 +175,28 @@ class AccessRecordStore:
         Reads a page at a time, each on its own short connection, so a slow consumer holds no
         connection open and may resume the iterator from another thread.
         """
-        cursor: tuple[str, str] | None = None
+        after: tuple[datetime, str] | None = None
         while True:
-            where: list[str] = []
-            params: list[object] = []
-            if since is not None:
-                where.append("at >= ?")
-                params.append(_ts(since))
-            if employee_id is not None:
-                where.append("employee_id = ?")
-                params.append(employee_id)
-            if cursor is not None:
-                where.append("(at, change_id) > (?, ?)")
-                params += list(cursor)
-            sql = "SELECT at, change_id, change FROM access_changes"
-            if where:
-                sql += " WHERE " + " AND ".join(where)
-            sql += " ORDER BY at, change_id LIMIT ?"
-            params.append(_PAGE)
-            with closing(self._connect()) as conn:
-                rows = conn.execute(sql, params).fetchall()
-            for _, _, change in rows:
-                yield AccessChange.model_validate_json(change)
+            with self._engine.connect() as conn:
+                rows = reads.access_changes_page(
+                    conn, since=since, employee_id=employee_id, after=after, limit=_PAGE
+                )
+            for row in rows:
+                yield AccessChange.model_validate_json(row.change)
             if len(rows) < _PAGE:
                 return
-            cursor = (rows[-1][0], rows[-1][1])
+            after = (rows[-1].at, rows[-1].change_id)
 
     # ---- plumbing ------------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        # Autocommit: writes open their own transaction (`_transaction`), reads see the latest commit.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """One write transaction, committed on leaving (rolled back on an exception)."""
+        with self._write_lock, self._engine.connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                yield conn
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so a write never fails upgrading a read lock.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _insert_changes(conn: sqlite3.Connection, changes: list[AccessChange]) -> None:
-    conn.executemany(
-        "INSERT OR IGNORE INTO access_changes (change_id, at, employee_id, change)"
-        " VALUES (?, ?, ?, ?)",
-        [(c.change_id, _ts(c.at), c.employee_id, c.model_dump_json()) for c in changes],
-    )
-
-
-def _views(conn: sqlite3.Connection, view_rows: list[str]) -> list[RequestView]:
-    """Views with their full story put back from story_lines, in the order given."""
-    views = [json.loads(v) for v in view_rows]
-    ids = [v["request_id"] for v in views]
-    stories: dict[str, list[StoryEntry]] = {i: [] for i in ids}
-    for start in range(0, len(ids), 500):  # well under SQLite's limit of bound parameters
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for request_id, entry in conn.execute(
-            f"SELECT request_id, entry FROM story_lines WHERE request_id IN ({marks})"
-            " ORDER BY request_id, seq",
-            chunk,
-        ):
-            stories[request_id].append(StoryEntry.model_validate_json(entry))
-    result = []
-    for view in views:
-        model = RequestView.model_validate(view)
-        model.story = stories[model.request_id]
-        result.append(model)
-    return result
-
-
-def _undecided(view: RequestView) -> list[str]:
-    stage = view.waiting_on
-    if stage is None or stage.outcome is not None:
-        return []
-    decided = set(stage.approved_by) | set(stage.denied_by)
-    return [a for a in dict.fromkeys(stage.approvers) if a not in decided]
-
-
-def _parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
-
-
-def _ts(value: datetime) -> str:
-    """Fixed-width UTC text: text order is time order. A naive datetime is taken as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+def _reason(err: DBAPIError) -> str:
+    return str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)

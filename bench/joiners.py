@@ -197,7 +197,8 @@ async def run_tenure_throughput(
 
 async def run_latency(
     client: Client, api: httpx.AsyncClient, token: str, rate: float, seconds: float
-) -> list[float]:
+) -> list[tuple[float, str, datetime]]:
+    """(latency in seconds, joiner workflow id, when the hire was accepted), slowest last."""
     accepted: list[tuple[dict[str, Any], datetime]] = []
     since = datetime.now(UTC)
     total = int(rate * seconds)
@@ -216,10 +217,49 @@ async def run_latency(
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
     closes = await completed_joiners(client, since, total)
-    return sorted(
-        (closes[joiner_workflow_id(e["worker"]["employee_id"], e["event_id"])] - at).total_seconds()
-        for e, at in accepted
-    )
+    samples = []
+    for e, at in accepted:
+        joiner_id = joiner_workflow_id(e["worker"]["employee_id"], e["event_id"])
+        samples.append(((closes[joiner_id] - at).total_seconds(), joiner_id, at))
+    return sorted(samples)
+
+
+async def latency_parts(client: Client, joiner_id: str, accepted: datetime) -> dict[str, float]:
+    """Where one hire's latency went, in seconds, from the joiner's history: before the joiner
+    started (the API's signal, the identity's task, the child's start), waits for a worker to pick
+    up workflow and activity tasks, time inside activities, and retried attempts."""
+    parts = dict.fromkeys(
+        ("before_joiner", "workflow_task_queue", "workflow_task_run", "activity_queue",
+         "activity_run", "retried_attempts"),
+        0.0,
+    )  # fmt: skip
+    scheduled: dict[int, datetime] = {}
+    started: dict[int, datetime] = {}
+    history = await client.get_workflow_handle(joiner_id).fetch_history()
+    first = history.events[0].event_time.ToDatetime(tzinfo=UTC)
+    parts["before_joiner"] = (first - accepted).total_seconds()
+    for event in history.events:
+        at = event.event_time.ToDatetime(tzinfo=UTC)
+        if event.HasField("workflow_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = at
+        elif event.HasField("workflow_task_started_event_attributes"):
+            ref = event.workflow_task_started_event_attributes.scheduled_event_id
+            parts["workflow_task_queue"] += (at - scheduled[ref]).total_seconds()
+            started[event.event_id] = at
+        elif event.HasField("workflow_task_completed_event_attributes"):
+            ref = event.workflow_task_completed_event_attributes.started_event_id
+            parts["workflow_task_run"] += (at - started[ref]).total_seconds()
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = at
+        elif event.HasField("activity_task_started_event_attributes"):
+            attrs = event.activity_task_started_event_attributes
+            parts["activity_queue"] += (at - scheduled[attrs.scheduled_event_id]).total_seconds()
+            parts["retried_attempts"] += max(attrs.attempt - 1, 0)
+            started[event.event_id] = at
+        elif event.HasField("activity_task_completed_event_attributes"):
+            ref = event.activity_task_completed_event_attributes.started_event_id
+            parts["activity_run"] += (at - started[ref]).total_seconds()
+    return {k: round(v, 3) for k, v in parts.items()}
 
 
 async def graph_requests_per_joiner(
@@ -301,9 +341,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 f"tenure: {tenure:.1f} hires/s (ratio {tenure / sequential:.2f} to the sequential "
                 f"baseline, {tenure / baseline:.2f} to the same-shape baseline)"
             )
-            latencies = await run_latency(client, api, token, args.rate, args.seconds)
+            samples = await run_latency(client, api, token, args.rate, args.seconds)
+            latencies = [s[0] for s in samples]
             p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
             print(f"latency at {args.rate}/s: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+            # What the tail is made of: the median hire beside the slowest 1 %.
+            tail = samples[-max(1, len(samples) // 100) :]
+            median = samples[len(samples) // 2]
+            breakdown = {
+                "median": await latency_parts(client, median[1], median[2]),
+                "slowest": [await latency_parts(client, s[1], s[2]) for s in tail],
+            }
+            print(f"median hire: {breakdown['median']}")
+            for parts in breakdown["slowest"]:
+                print(f"slowest hire: {parts}")
             requests = {
                 n: await graph_requests_per_joiner(client, api, token, control, n, args.samples)
                 for n in GROUP_COUNTS
@@ -327,6 +378,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "latency_samples": len(latencies),
         "latency_p50_ms": round(p50 * 1000),
         "latency_p99_ms": round(p99 * 1000),
+        "latency_breakdown_s": breakdown,
         "graph_requests_per_joiner": {str(n): r for n, r in requests.items()},
         "extra_requests_40_vs_1": requests[40] - requests[1],
     }

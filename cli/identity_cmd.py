@@ -9,11 +9,13 @@ import json
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.temporal_target import temporal_settings
 from connection.temporal import connect
+from domain import ledger
 from domain.events import identity_workflow_id
 from domain.identity import IdentityContract, IdentityState, ScheduledChange
 from domain.joiner import JoinerContract, JoinerProgress
@@ -87,14 +89,18 @@ def _render(console: Console, state: IdentityState, progress: JoinerProgress | N
     if state.user_principal_name:
         console.print(f"  Entra ID: {state.user_principal_name} (id {state.graph_user_id})")
 
+    # The ledger: every resource, and every grant that holds it ("why does this person hold
+    # this?"). A state from an older worker has no holdings yet: worked out here the same way.
+    holdings = state.holdings or ledger.identity_holdings(state)
     access = Table(title="Access held", show_lines=False)
-    for col in ("kind", "target", "roles", "granted by rule"):
+    for col in ("resource", "held by"):
         access.add_column(col)
-    for item in state.access:
+    for holding in holdings:
+        # Text cells: a key such as `app:ledger:reader` is not an emoji code either.
         access.add_row(
-            item.kind, escape(item.target), escape(", ".join(item.roles) or "-"), escape(item.rule)
+            Text(holding.resource.key), Text("; ".join(g.describe() for g in holding.grants))
         )
-    console.print(access if state.access else "  Access held: none")
+    console.print(access if holdings else "  Access held: none")
     if state.packages:
         packages = Table(title="Access packages (requested)")
         for col in ("package", "status", "until (UTC)", "request"):

@@ -6,12 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import audit_cmd, hr_cmd, identity_cmd, login_cmd, requests_cmd, stack_cmd
+from cli import audit_cmd, hr_cmd, identity_cmd, login_cmd, requests_cmd, stack_cmd, temporal_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tenure", description="Identity lifecycle and access governance on Temporal."
+        prog="tenure",
+        description="Identity lifecycle and access governance on Temporal.",
+        epilog="Before the first worker runs against a namespace of your own, register the "
+        "search attributes the workflows write: `tenure temporal setup` (add --cloud for "
+        "Temporal Cloud). The local stack does this for itself.",
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     stack_cmd.register(groups)
@@ -20,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     login_cmd.register(groups)
     requests_cmd.register(groups)
     audit_cmd.register(groups)
+    temporal_cmd.register(groups)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The access request's contract: names, inputs of its updates and signals, and its record.
 
 One workflow per request, id `access-request-{beneficiary}-{package}-{key}`. Humans act on it through
-Updates whose validators refuse what they must (DESIGN.md rule 5); the API puts the caller's identity
+Updates whose validators refuse what they must (docs/architecture.md, rule 5); the API puts the caller's identity
 from the verified token into `Actor`, never from the request body.
 """
 
@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from domain.access_policy import ApproverSource, AssignmentPolicy, PackageResource, SodRule
+from domain.access_policy import AssignmentPolicy, PackageResource, SodRule
+from domain.approval.contract import Decision, DecisionRefusal, StageView
 from domain.events import WorkerRecord
-from domain.identity import ReserveAccessInput
+from domain.identity import ReleaseAccessInput, ReserveAccessInput
 
 
 class AccessRequestContract:
@@ -36,8 +37,9 @@ class AccessRequestContract:
 class Refusal:
     """`ApplicationError.type` of an update the validator refused; the API maps them to statuses."""
 
-    NOT_ALLOWED = "NotAllowed"  # not an approver, self-approval, repeat, not an administrator: 403
-    CLOSED = "RequestClosed"  # the request or stage no longer takes this action: 409
+    # Not an approver, self-approval, repeat (the approval engine's refusals), not an administrator.
+    NOT_ALLOWED = DecisionRefusal.NOT_ALLOWED  # 403
+    CLOSED = DecisionRefusal.CLOSED  # the request or stage no longer takes this action: 409
     INVALID = "InvalidRequest"  # the input breaks a policy rule (an extension too long): 422
 
 
@@ -45,6 +47,7 @@ class AccessActivityNames:
     RESOLVE_ACCESS_PLAN = "policy.resolve_access_plan"
     LOAD_BENEFICIARY = "access.load_beneficiary"
     RESERVE = "access.reserve"
+    RELEASE = "access.release"
     RESOLVE_APPROVERS = "access.resolve_approvers"
     NOTIFY = "access.notify"
 
@@ -82,13 +85,10 @@ class RequestStatus(StrEnum):
 
 
 class Actor(BaseModel):
-    """Who acts, from the verified token (or `system` for timers and policy)."""
+    """Who acts, from the verified token (the story says `system` for timers and policy)."""
 
     employee_id: str
     is_admin: bool = False
-
-
-SYSTEM = "system"
 
 
 class AccessRequestInput(BaseModel):
@@ -101,13 +101,8 @@ class AccessRequestInput(BaseModel):
     # For packages whose expiry the requester chooses (within the policy's maximum).
     requested_end: AwareDatetime | None = None
     submitted_at: AwareDatetime
-    # The time-skipping test server cannot register custom search attributes (RECIPES.md).
+    # The time-skipping test server cannot register custom search attributes (docs/platform-notes.md#time-skipping-test-server).
     record_search_attributes: bool = True
-
-
-class Decision(StrEnum):
-    APPROVE = "approve"
-    DENY = "deny"
 
 
 class DecideInput(BaseModel):
@@ -154,6 +149,7 @@ class UpdateAnswer(BaseModel):
 
 # ---- the record ---------------------------------------------------------------------------------
 
+# Includes the lines the approval engine writes (domain.approval.contract.ApprovalStoryKind).
 StoryKind = Literal[
     "submitted",
     "eligibility",
@@ -187,19 +183,6 @@ class StoryEntry(BaseModel):
     actor: str  # employee id, or "system"
     text: str
     data: dict[str, Any] = Field(default_factory=dict)
-
-
-class StageView(BaseModel):
-    index: int
-    name: str
-    round: str  # "request" or "extension-N"
-    require: str  # "first", "all" or a number
-    approvers: list[str]
-    approved_by: list[str] = Field(default_factory=list)
-    denied_by: list[str] = Field(default_factory=list)
-    opened_at: datetime
-    deadline: datetime
-    outcome: str | None = None  # approved | denied | timed out (deny/approve) | cancelled
 
 
 class RequestView(BaseModel):
@@ -268,18 +251,11 @@ class ReserveInput(BaseModel):
     reservation: ReserveAccessInput
 
 
-class ResolveApproversInput(BaseModel):
-    sources: list[ApproverSource]
-    beneficiary_manager_id: str | None
-    owners: list[str]
-    # Never asked: the requester and the beneficiary cannot approve their own access.
-    exclude: list[str] = Field(default_factory=list)
+class ReleaseInput(BaseModel):
+    """Ask the beneficiary's identity entity which of a request's resources no other grant holds."""
 
-
-class ResolvedApprovers(BaseModel):
-    employee_ids: list[str]
-    # Sources that gave nobody (no manager, an empty group), for the record.
-    empty_sources: list[str] = Field(default_factory=list)
+    beneficiary_id: str
+    release: ReleaseAccessInput
 
 
 class NotifyInput(BaseModel):

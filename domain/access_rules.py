@@ -10,10 +10,10 @@ from domain.access_policy import (
     ExpiryPolicy,
     QuestionKind,
     WhoMayRequest,
-    describe_duration,
 )
 from domain.access_request import Beneficiary
 from domain.birthright import conditions_match
+from domain.policy_values import describe_duration
 
 
 def eligibility_refusal(
@@ -125,3 +125,8 @@ def extension_refusal(
     if limit is not None and new_end - max(now, current_end) > limit:
         return f"new_end: an extension moves the end at most {describe_duration(limit)}"
     return None
+
+
+def expiry_reminders(end: datetime, granted_at: datetime, leads: list[timedelta]) -> list[datetime]:
+    """Reminder times before `end`, skipping any that fall before the grant itself."""
+    return sorted(end - lead for lead in leads if end - lead > granted_at)

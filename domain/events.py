@@ -1,4 +1,4 @@
-"""HR events: the contract HR sources post to `/v1/hr/events` (DESIGN.md, "HR events").
+"""HR events: the contract HR sources post to `/v1/hr/events` (docs/architecture.md#hr-events).
 
 Values are checked as they enter under the `INBOUND` context (`domain.inbound`); decoded from
 Temporal's histories, the same models accept what an earlier release recorded.

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from domain.access_policy import SodRule
 from domain.events import HrEvent, WorkerRecord
+from domain.holdings import Holding, ResourceKind, ResourceRef
 from domain.sod import SodConflict
 
 
@@ -23,6 +24,8 @@ class IdentityContract:
     # requests racing for incompatible packages cannot both pass.
     UPDATE_RESERVE_ACCESS = "reserve_access"
     SIGNAL_ACCESS_REQUEST_CHANGED = "access_request_changed"
+    # A request whose grant ends asks which of its resources no other grant holds (the ledger).
+    UPDATE_RELEASE_ACCESS = "release_access"
 
 
 class LifecycleStage(StrEnum):
@@ -61,7 +64,7 @@ class AppliedEvent(BaseModel):
 class AccessItem(BaseModel):
     """Access the identity holds, with the rule that granted it."""
 
-    kind: str  # "graph_group" | "scim_app"
+    kind: ResourceKind  # a Graph group or a SCIM app account (with `roles` in it)
     target: str  # group display name or app name
     rule: str
     roles: list[str] = Field(default_factory=list)
@@ -70,7 +73,7 @@ class AccessItem(BaseModel):
 class PendingRemoval(BaseModel):
     """Access a move took away that stays for its rule's grace period, then goes (on `due_at`)."""
 
-    kind: str  # "graph_group" | "scim_app"
+    kind: ResourceKind  # a Graph group or a SCIM app account
     target: str
     rule: str
     due_at: datetime
@@ -87,11 +90,15 @@ class HeldPackage(BaseModel):
 
     request_id: str
     package_id: str
-    status: str  # "pending" | "granted"
+    # "pending" | "granted" | "releasing" (its end is being applied: it no longer holds anything)
+    status: str
     # What holding it means to SoD: package:<id> and group:<name> for each group it grants.
     keys: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
     apps: list[str] = Field(default_factory=list)
+    # Everything it grants (groups, app accounts, app roles). Empty for packages registered by
+    # earlier releases: the ledger then falls back to `groups` and `apps`.
+    resources: list[ResourceRef] = Field(default_factory=list)
     until: datetime | None = None
 
 
@@ -101,6 +108,7 @@ class ReserveAccessInput(BaseModel):
     keys: list[str]
     groups: list[str] = Field(default_factory=list)
     apps: list[str] = Field(default_factory=list)
+    resources: list[ResourceRef] = Field(default_factory=list)
     # The SoD rules that name this package or one of its groups (the entity holds no policy).
     sod_rules: list[SodRule] = Field(default_factory=list)
 
@@ -109,6 +117,14 @@ class ReserveAccessResult(BaseModel):
     accepted: bool
     reason: str = ""
     conflict: SodConflict | None = None
+
+
+class ReleaseAccessInput(BaseModel):
+    """A request's grant ends (expiry, revoke, a leave): which of its resources may go."""
+
+    request_id: str
+    # What the request granted, in case the entity no longer knows the request.
+    resources: list[ResourceRef]
 
 
 class AccessRequestChanged(BaseModel):
@@ -138,9 +154,16 @@ class IdentityState(BaseModel):
     running_transition: str | None = None
     # Access packages pending or held through access requests (not birthright).
     packages: list[HeldPackage] = Field(default_factory=list)
+    # SCIM app accounts Tenure created for the person, whatever granted them: they outlive the
+    # grant (a package's end takes its roles, not the account) until retention deletes them.
+    app_accounts: list[str] = Field(default_factory=list)
+    # Every resource held and every grant that holds it (the ledger), filled in by the query.
+    holdings: list[Holding] = Field(default_factory=list)
+    # The keys of `event_digests`, written for the release before this one (which reads only these
+    # for repeats), so a rollback still recognises every id; read only when digests are missing.
     seen_event_ids: list[str] = Field(default_factory=list)
-    # Content digest (`event_digest`) of each event received since digests were kept, by event_id:
-    # a reused id with other content is a conflict, not a duplicate.
+    # Content digest (`event_digest`) of each event received, by event_id: every id seen, and a
+    # reused id with other content is a conflict, not a duplicate. "" for ids seen before digests.
     event_digests: dict[str, str] = Field(default_factory=dict)
     history: list[AppliedEvent] = Field(default_factory=list)
 
@@ -152,7 +175,7 @@ class IdentityWorkflowInput(BaseModel):
     state: IdentityState | None = None
     # Events received and not applied yet (many wait for their effective time), in arrival order.
     pending: list[HrEvent] = Field(default_factory=list)
-    # The time-skipping test server cannot register custom search attributes (RECIPES.md).
+    # The time-skipping test server cannot register custom search attributes (docs/platform-notes.md#time-skipping-test-server).
     record_search_attributes: bool = True
     # Kept short in history: the log shown to operators keeps the newest entries only.
     history_limit: int = 200

@@ -10,14 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.audit import AccessAction, AccessChange
+from domain.holdings import ResourceRef
 from domain.identity import AccessItem
-
-
-def item_resources(item: AccessItem) -> list[str]:
-    """An app account and each of its roles are separate resources; a group is one."""
-    if item.kind == "graph_group":
-        return [f"group:{item.target}"]
-    return [f"app:{item.target}", *(f"app:{item.target}:{role}" for role in item.roles)]
+from domain.ledger import item_resources
 
 
 def birthright_grants(
@@ -38,7 +33,11 @@ def birthright_grants(
 
 
 def removals(
-    employee_id: str, event_id: str, at: datetime, resources: list[str], cause: dict[str, str]
+    employee_id: str,
+    event_id: str,
+    at: datetime,
+    resources: list[ResourceRef],
+    cause: dict[str, str],
 ) -> list[AccessChange]:
     return [
         _change(employee_id, event_id, "removed", resource, at, {**cause, "event_id": event_id})
@@ -50,15 +49,15 @@ def _change(
     employee_id: str,
     event_id: str,
     action: AccessAction,
-    resource: str,
+    resource: ResourceRef,
     at: datetime,
     cause: dict[str, str],
 ) -> AccessChange:
     return AccessChange(
-        change_id=f"{event_id}:{action}:{resource}",
+        change_id=f"{event_id}:{action}:{resource.key}",
         at=at,
         employee_id=employee_id,
         action=action,
-        resource=resource,
+        resource=resource.key,
         cause=cause,
     )

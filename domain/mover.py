@@ -1,7 +1,7 @@
 """Movers: what changed between two HR records, and how access follows. Pure functions, no I/O.
 
 A mover is not announced: HR sends the worker's full current record and the change of attributes is
-the trigger (DOMAIN.md "Mover"). The access after a move is what a joiner with the new attributes
+the trigger (docs/domain.md#mover). The access after a move is what a joiner with the new attributes
 would get; access only the old attributes implied is removed at once, or after its rule's grace
 period (`remove_after`), and a later move that implies it again cancels that removal.
 """
@@ -13,8 +13,11 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from domain.events import WorkerRecord
+from domain.holdings import ResourceKind
 from domain.identity import AccessItem, PendingRemoval
 from domain.provisioning import GrantedApp, GrantedGroup
+
+GROUP, ACCOUNT = ResourceKind.GRAPH_GROUP, ResourceKind.SCIM_ACCOUNT
 
 
 class MoverContract:
@@ -124,13 +127,13 @@ def access_delta(
     it has a grace period: then it stays until `now + remove_after[rule]`. Access already waiting
     for its removal keeps its original date (a second move does not extend a grace period).
     """
-    new_keys = {("graph_group", g.group) for g in groups} | {("scim_app", a.app) for a in apps}
+    new_keys = {(GROUP, g.group) for g in groups} | {(ACCOUNT, a.app) for a in apps}
     held_keys = {(a.kind, a.target) for a in held}
     waiting = {(p.kind, p.target): p for p in pending}
     delta = AccessDelta(
-        access=[AccessItem(kind="graph_group", target=g.group, rule=g.rule) for g in groups]
-        + [AccessItem(kind="scim_app", target=a.app, rule=a.rule, roles=a.roles) for a in apps],
-        add_groups=[g.group for g in groups if ("graph_group", g.group) not in held_keys],
+        access=[AccessItem(kind=GROUP, target=g.group, rule=g.rule) for g in groups]
+        + [AccessItem(kind=ACCOUNT, target=a.app, rule=a.rule, roles=a.roles) for a in apps],
+        add_groups=[g.group for g in groups if (GROUP, g.group) not in held_keys],
         apps=list(apps),
         cancelled=[p for key, p in waiting.items() if key in new_keys],
     )
@@ -152,7 +155,7 @@ def access_delta(
                     event_id=event_id,
                 )
             )
-        elif item.kind == "graph_group":
+        elif item.kind == GROUP:
             delta.remove_groups_now.append(item.target)
         else:
             delta.deactivate_apps_now.append(item.target)
@@ -176,6 +179,8 @@ class MoverInput(BaseModel):
     # granting them does not take them away.
     package_groups: list[str] = Field(default_factory=list)
     package_apps: list[str] = Field(default_factory=list)
+    # App roles a package grants, by app: a role birthright stops implying stays if one does.
+    package_roles: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class MoverProgress(BaseModel):

@@ -1,4 +1,4 @@
-"""The policy file's model: tenant, target apps, groups, birthright rules. Validated at load (rule 6)."""
+"""The policy file's model: tenant, target apps, groups, birthright rules. Validated at load (docs/architecture.md, rule 6)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ class OrphanSweepSettings(_Strict):
     cron: str | None = None
     dry_run: bool = True
     # At most this many disables run at once in one sweep; 500 keeps a run far below Temporal's
-    # limit of 2,000 pending activities (RECIPES.md).
+    # limit of 2,000 pending activities (docs/platform-notes.md#temporal-limits).
     max_changes: int = Field(10, ge=0, le=500)
     protected: list[NonEmpty] = Field(default_factory=list)
 

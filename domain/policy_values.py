@@ -6,9 +6,12 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+
+# An employee id as the policy file names people (approvers, owners, administrators).
+EmployeeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 # Worker fields a condition may test; custom HR attributes are `attributes.<name>`.
 CONDITION_FIELDS = ("department", "job_title", "location", "employment_type", "manager_id")
@@ -35,6 +38,26 @@ def duration_from_text(value: object) -> object:
     if isinstance(value, str) and _INTERVAL_PART.match(value.replace(" ", "").lower()):
         return timedelta(seconds=interval_seconds(value))
     return value
+
+
+# A deadline, a reminder lead or an expiry can never be longer than this (10 years, as Entra's 3,660
+# days); nothing shorter than a minute makes sense for people to act on.
+MAX_DURATION = timedelta(days=3660)
+MIN_DURATION = timedelta(minutes=1)
+
+# A number of days, `14d`/`36h`/`1d12h`, or ISO-8601 (`P14D`, `PT4H`).
+Duration = Annotated[
+    timedelta, BeforeValidator(duration_from_text), Field(ge=MIN_DURATION, le=MAX_DURATION)
+]
+
+
+def describe_duration(value: timedelta) -> str:
+    """`3d`, `36h`, `90m` or `45s`: the largest whole unit."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def as_text_conditions(when: object) -> object:

@@ -1,7 +1,7 @@
 """Typed inputs and results of the provisioning activities.
 
 Workflows import these models (never the activity modules, which pull in msgraph and httpx), and call
-activities by the names below, so the workflow sandbox stays free of I/O libraries (DESIGN.md rule 1).
+activities by the names below, so the workflow sandbox stays free of I/O libraries (docs/architecture.md, rule 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Search attributes Tenure writes (Keyword; no PII, DESIGN.md rule 7). The local stack registers them."""
+"""Search attributes Tenure writes (Keyword; no PII, docs/architecture.md rule 7).
+
+`tenure temporal setup` registers every key in ALL, with its type, on a namespace
+(connection/search_attributes_setup.py); the local stack and the tests' dev server call the same
+code, so a key added here is registered everywhere by the next run.
+"""
 
 from temporalio.common import SearchAttributeKey
 

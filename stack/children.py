@@ -8,12 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from domain import search_attributes
 from stack.config import StackConfig
 from stack.credentials import Credentials
 from stack.processes import Child
-
-SEARCH_ATTRIBUTES = tuple(key.name for key in search_attributes.ALL)
 
 # Names double as log file names and as keys of stack.json's "processes".
 TEMPORAL = "temporal"
@@ -47,6 +44,9 @@ def app_env_prefix(app: str) -> str:
 
 def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
     """What the worker and the API need to find Temporal, the emulators and their credentials."""
+    # A record URL in the stack's environment (PostgreSQL) replaces the file in the stack's home
+    # (an empty TENURE_ACCESS_RECORD_DB counts as unset).
+    record_file = "" if config.record_url else str(config.home / "access-record.db")
     env = {
         "TEMPORAL_ADDRESS": config.temporal_address,
         "TEMPORAL_NAMESPACE": config.namespace,
@@ -55,11 +55,13 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
         "TENURE_GRAPH_URL": config.graph_url,
         "TENURE_GRAPH_TOKEN": creds.graph_token,
         # The access record: the worker writes requests and access changes, the API reads them.
-        "TENURE_ACCESS_RECORD_DB": str(config.home / "access-record.db"),
+        "TENURE_ACCESS_RECORD_DB": record_file,
         # The API verifies people's bearer tokens against the emulator's keys, as it would Entra's.
         "TENURE_API_TOKEN_ISSUER": config.token_issuer,
         "TENURE_API_TOKEN_AUDIENCE": config.token_audience,
     }
+    if config.record_url:
+        env["TENURE_ACCESS_RECORD_URL"] = config.record_url
     for app in config.apps:
         prefix = app_env_prefix(app)
         env[f"{prefix}_URL"] = config.scim_url(app)
@@ -90,15 +92,14 @@ def temporal_child(config: StackConfig) -> Child:
         "--ui-port", str(config.temporal_ui_port),
         "--db-filename", str(config.home / "temporal.db"),
         # WAL with synchronous=normal: about twice the throughput of the defaults, still durable
-        # across a process kill (RECIPES.md).
+        # across a process kill (docs/platform-notes.md#dev-server-on-sqlite).
         "--sqlite-pragma", "journal_mode=wal",
         "--sqlite-pragma", "synchronous=normal",
         "--namespace", config.namespace,
         "--log-level", "warn",
         "--ui-disable-news-fetch",  # no internet here: don't let the UI try
     ]  # fmt: skip
-    for name in SEARCH_ATTRIBUTES:
-        argv += ["--search-attribute", f"{name}=Keyword"]
+    # Search attributes are registered once the server answers (Stack._register_search_attributes).
     return Child(TEMPORAL, argv, config.logs_dir / f"{TEMPORAL}.log", _child_env())
 
 

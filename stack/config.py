@@ -8,6 +8,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from audit.location import URL_VAR, parse_record_url
+from audit.model import AccessRecordError
 from domain.policy import Policy
 from domain.policy_file import load_policy, policy_path_from_env
 from emulators.graph.tokens import DEFAULT_TENANT_ID
@@ -51,6 +53,17 @@ def _port_from_env(env_var: str, default: int) -> int:
     return port
 
 
+def _record_url_from_env() -> str | None:
+    raw = os.environ.get(URL_VAR, "").strip()
+    if not raw:
+        return None
+    try:
+        parse_record_url(raw, source=URL_VAR)  # refused here rather than by both children
+    except AccessRecordError as err:
+        raise StackConfigError(str(err)) from None
+    return raw
+
+
 def port_is_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR as the servers themselves use it: a lingering TIME_WAIT is not "in use".
@@ -77,6 +90,9 @@ class StackConfig:
     scim_base_port: int
     host: str = HOST
     graph_tenant_id: str = DEFAULT_TENANT_ID
+    # TENURE_ACCESS_RECORD_URL as given (e.g. a PostgreSQL database), for the worker and the API;
+    # None: the record is the SQLite file in the stack's home.
+    record_url: str | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -94,6 +110,7 @@ class StackConfig:
             graph_port=_port_from_env(*GRAPH_PORT),
             scim_base_port=_port_from_env(*SCIM_BASE_PORT),
             graph_tenant_id=os.environ.get(GRAPH_TENANT_ID[0], "").strip() or GRAPH_TENANT_ID[1],
+            record_url=_record_url_from_env(),
         )
         config._check_distinct()
         return config

@@ -21,6 +21,11 @@ from rich.console import Console
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from connection.search_attributes_setup import (
+    Outcome,
+    SearchAttributeSetupError,
+    ensure_search_attributes,
+)
 from domain.identity import IdentityContract
 from stack import children, readiness
 from stack.banner import print_banner, print_demo_people
@@ -89,6 +94,7 @@ class Stack:
             READY_TIMEOUT["temporal"],
         )
         self.client = await Client.connect(config.temporal_address, namespace=config.namespace)
+        await self._register_search_attributes()
         await readiness.wait_ready(
             graph,
             lambda: readiness.http_ok(f"{config.graph_root}/_emulator/health", creds.graph_token),
@@ -113,6 +119,20 @@ class Stack:
         await self._wait_worker(worker)
         await self._ensure_schedules()
         await self._wait_api(api)
+
+    async def _register_search_attributes(self) -> None:
+        """What the workflows write, before the worker starts: as `tenure temporal setup` does."""
+        assert self.client is not None
+        try:
+            found = await ensure_search_attributes(self.client, self.config.namespace)
+        except SearchAttributeSetupError as exc:
+            raise StackFailedError(f"Temporal search attributes: {exc}") from None
+        added = [status.name for status in found if status.outcome is Outcome.REGISTERED]
+        self.say(
+            f"search attributes registered: {', '.join(added)}"
+            if added
+            else "search attributes: all registered already"
+        )
 
     async def _ensure_schedules(self) -> None:
         """The policy's orphan sweep as a Temporal Schedule (created, updated, or removed)."""
@@ -184,7 +204,7 @@ class Stack:
     # --- describing -------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """The content of stack.json (DESIGN.md, "The local stack")."""
+        """The content of stack.json (docs/architecture.md#the-local-stack)."""
         config, creds = self.config, self.creds
         return {
             "temporal": {

@@ -18,7 +18,7 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    # The SDK would try to download the server; the venv ships it (RECIPES.md).
+    # The SDK would try to download the server; the venv ships it (docs/platform-notes.md#temporal-binaries-without-downloads).
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),

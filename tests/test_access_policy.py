@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from domain.access_policy import ApproverKind, ExpiryKind, Require, TimeoutOutcome
+from domain.access_policy import ExpiryKind
+from domain.approval.stages import ApproverKind, Require, TimeoutOutcome
 from domain.policy import Policy
 from domain.policy_file import PolicyFileError, load_policy
 

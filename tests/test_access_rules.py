@@ -12,6 +12,7 @@ from domain.access_request import Beneficiary
 from domain.access_rules import (
     answer_errors,
     eligibility_refusal,
+    expiry_reminders,
     extension_refusal,
     grant_end,
     requested_end_error,
@@ -244,3 +245,13 @@ def test_extension_limit_is_the_extension_max_else_the_expiry_length() -> None:
     assert extension_refusal(CHOOSES, end, end + 31 * DAY, NOW) == (
         "new_end: an extension moves the end at most 30d"
     )
+
+
+def test_expiry_reminders_in_time_order_before_the_end() -> None:
+    end = NOW + 30 * DAY
+    assert expiry_reminders(end, NOW, [DAY, 7 * DAY]) == [end - 7 * DAY, end - DAY]
+
+
+def test_expiry_reminders_before_the_grant_are_skipped() -> None:
+    end = NOW + 5 * DAY
+    assert expiry_reminders(end, NOW, [14 * DAY, 5 * DAY, DAY]) == [end - DAY]

@@ -1,31 +1,35 @@
-"""One approval stage: who may decide, what the decisions add up to, and when things happen."""
+"""One approval stage as data (domain/approval): who may decide, what the decisions add up to,
+and when things happen; and that the approval packages know nothing of access requests."""
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from domain.access_policy import ApprovalStage, EscalationMode
-from domain.access_request import Decision
-from domain.approval import (
+from domain.approval.contract import Decision
+from domain.approval.stages import ApprovalStage, EscalationMode
+from domain.approval.tally import (
     StageOutcome,
     StageTally,
-    TimelineKind,
     decision_refusal,
     escalate,
-    expiry_reminders,
-    fallback_timeline,
+    needs_text,
     outcome,
     record_decision,
     require_text,
-    stage_timeline,
 )
+from domain.approval.timeline import TimelineKind, fallback_timeline, stage_timeline
 
 OPENED = datetime(2026, 3, 2, 9, tzinfo=UTC)
 DAY = timedelta(days=1)
 APPROVE, DENY = Decision.APPROVE, Decision.DENY
+# The subject's own people (a request's requester and beneficiary), as a subject words it.
+OWN = ["R", "B"]
+OWN_REFUSAL = "you cannot decide on your own subject"
 
 
 def _tally(require: str, *approvers: str) -> StageTally:
@@ -104,33 +108,42 @@ def test_require_text_of_each_form() -> None:
     assert require_text(_stage(approvers=[{"people": ["A", "B"]}], require=2)) == "2"
 
 
+def test_what_a_stage_needs_in_words() -> None:
+    assert needs_text("first") == "the first decision"
+    assert needs_text("all") == "everyone's approval"
+    assert needs_text("2") == "2 approvals"
+
+
 # ---- who may decide -----------------------------------------------------------------------------
 
 
+def _refusal(tally: StageTally, actor: str) -> str | None:
+    return decision_refusal(tally, actor, OWN, OWN_REFUSAL)
+
+
 def test_an_approver_who_has_not_decided_may_decide() -> None:
-    assert decision_refusal(_tally("first", "A"), "A", "R", "B") is None
+    assert _refusal(_tally("first", "A"), "A") is None
 
 
-@pytest.mark.parametrize("actor", ["R", "B"])
-def test_requester_and_beneficiary_may_not_decide_even_as_approvers(actor: str) -> None:
-    refusal = decision_refusal(_tally("first", "R", "B", "A"), actor, "R", "B")
-    assert refusal == "you cannot decide on a request for your own access or one you made"
+@pytest.mark.parametrize("actor", OWN)
+def test_the_subjects_own_people_may_not_decide_even_as_approvers(actor: str) -> None:
+    assert _refusal(_tally("first", "R", "B", "A"), actor) == OWN_REFUSAL
 
 
 def test_an_approver_decides_only_once() -> None:
     tally = _decide(_tally("all", "A", "C"), ("A", DENY))
-    assert decision_refusal(tally, "A", "R", "B") == "you have already decided on this stage"
+    assert _refusal(tally, "A") == "you have already decided on this stage"
 
 
 def test_a_replaced_approver_may_no_longer_decide() -> None:
     tally = escalate(_tally("first", "A"), ["X"], EscalationMode.REPLACE)
-    refusal = decision_refusal(tally, "A", "R", "B")
+    refusal = _refusal(tally, "A")
     assert refusal == "this stage was escalated: your decision is no longer needed"
-    assert decision_refusal(tally, "X", "R", "B") is None
+    assert _refusal(tally, "X") is None
 
 
 def test_a_stranger_may_not_decide() -> None:
-    refusal = decision_refusal(_tally("first", "A"), "S", "R", "B")
+    refusal = _refusal(_tally("first", "A"), "S")
     assert refusal == "you are not an approver of the stage waiting for a decision"
 
 
@@ -162,7 +175,7 @@ def test_an_approver_replaced_earlier_and_brought_back_may_decide() -> None:
     for mode in EscalationMode:
         back = escalate(tally, ["A"], mode)
         assert "A" in back.approvers and "A" not in back.replaced
-        assert decision_refusal(back, "A", "R", "B") is None
+        assert _refusal(back, "A") is None
 
 
 # ---- timelines ----------------------------------------------------------------------------------
@@ -224,14 +237,53 @@ def test_fallback_timeline_reminds_halfway_then_ends() -> None:
     assert points[1].text == "fallback deadline after 1d"
 
 
-# ---- expiry reminders ---------------------------------------------------------------------------
+# ---- what the approval packages may depend on ---------------------------------------------------
+
+ROOT = Path(__file__).parent.parent
+APPROVAL_PACKAGES = [ROOT / "domain" / "approval", ROOT / "workflows" / "approval"]
+# What an access request is: its contract, its policy, its workflows and activities.
+ACCESS_MODULES = ("domain.access_", "workflows.access_", "activities.access")
 
 
-def test_expiry_reminders_in_time_order_before_the_end() -> None:
-    end = OPENED + 30 * DAY
-    assert expiry_reminders(end, OPENED, [DAY, 7 * DAY]) == [end - 7 * DAY, end - DAY]
+def _imported_modules(path: Path) -> list[str]:
+    modules = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.append(node.module)
+            # `from domain import access_request` names the module in the alias.
+            modules += [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            modules.append("." * node.level + (node.module or ""))
+    return modules
 
 
-def test_expiry_reminders_before_the_grant_are_skipped() -> None:
-    end = OPENED + 5 * DAY
-    assert expiry_reminders(end, OPENED, [14 * DAY, 5 * DAY, DAY]) == [end - DAY]
+def test_the_approval_packages_import_nothing_of_access_requests() -> None:
+    files = sorted(f for package in APPROVAL_PACKAGES for f in package.glob("*.py"))
+    assert {f.name for f in files} >= {"__init__.py", "engine.py", "stages.py", "tally.py"}
+    found = {
+        f"{f.relative_to(ROOT)}: {module}"
+        for f in files
+        for module in _imported_modules(f)
+        if module.startswith(ACCESS_MODULES) or module.startswith(".")
+    }
+    # Relative imports are refused too: they would hide what a module reaches.
+    assert found == set()
+
+
+def test_the_import_scan_sees_an_access_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from temporalio import workflow\n"
+        "with workflow.unsafe.imports_passed_through():\n"
+        "    from domain.access_request import SYSTEM\n"
+        "    from domain import access_policy\n"
+        "import workflows.access_grant\n"
+    )
+    assert {m for m in _imported_modules(module) if m.startswith(ACCESS_MODULES)} == {
+        "domain.access_request",
+        "domain.access_request.SYSTEM",
+        "domain.access_policy",
+        "workflows.access_grant",
+    }

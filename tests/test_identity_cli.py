@@ -8,6 +8,7 @@ from rich.console import Console
 
 from cli.identity_cmd import _render
 from domain.events import WorkerRecord
+from domain.holdings import app_role, group
 from domain.identity import (
     AccessItem,
     AppliedEvent,
@@ -82,3 +83,27 @@ def test_values_from_hr_are_shown_as_text_not_markup() -> None:
     assert "[bold]Ada[/bold] [/]" in text and "[red]Finance" in text
     assert "team [x]=[/blue]" in text
     assert "[/red]ev-1" in text and "[link=http://x]click[/link]" in text
+
+
+def test_show_names_every_grant_of_each_resource() -> None:
+    # Finance comes by birthright and through a package: both are named on its line.
+    state = IdentityState(
+        employee_id="E0009",
+        stage=LifecycleStage.ACTIVE,
+        access=[AccessItem(kind="graph_group", target="Finance", rule="finance")],
+        packages=[
+            HeldPackage(
+                request_id="access-request-E0009-finance-read-1",
+                package_id="finance-read",
+                status="granted",
+                resources=[group("Finance"), app_role("ledger", "reader")],
+            )
+        ],
+    )
+    lines = _shown(state).splitlines()
+    finance = next(line for line in lines if "group:Finance" in line)
+    assert "birthright rule finance" in finance
+    assert "package finance-read (access-request-E0009-finance-read-1)" in finance
+    # The app account comes with the role the package grants.
+    assert any("app:ledger " in line and "finance-read" in line for line in lines)
+    assert any("app:ledger:reader" in line for line in lines)

@@ -1,5 +1,5 @@
 """The identity entity on a real dev server: search attributes, and continue-as-new that loses
-nothing (forced early with a tiny history threshold, RECIPES.md)."""
+nothing (forced early with a tiny history threshold, docs/platform-notes.md#forcing-continue-as-new-in-tests)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.support.lifecycle import LIFECYCLE_WORKFLOWS
-from workflows.access_request import AccessRequestWorkflow
+from workers import registry
 
 ROOT = Path(__file__).parent / "histories"
 # Today's histories (tests/support/record_histories.py): the lifecycle, whose identities copy their
@@ -62,7 +61,7 @@ def test_histories_are_recorded() -> None:
 )
 async def test_recorded_history_replays(history: WorkflowHistory) -> None:
     replayer = Replayer(
-        workflows=[*LIFECYCLE_WORKFLOWS, AccessRequestWorkflow],
+        workflows=registry.WORKFLOWS,
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)

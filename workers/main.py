@@ -30,16 +30,11 @@ from activities.scim_client import (
     scim_apps_from_env,
 )
 from activities.sweep import SweepActivities
-from audit.store import AccessRecordError, AccessRecordStore, store_path_from_env
+from audit.store import AccessRecordError, AccessRecordStore
 from connection.temporal import TemporalSettings, TemporalSettingsError, connect
 from domain.identity import IdentityContract
 from domain.policy_file import PolicyFileError, load_policy, policy_path_from_env
-from workflows.access_request import AccessRequestWorkflow
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
-from workflows.leaver import LeaverWorkflow, RetentionWorkflow
-from workflows.mover import GraceRemovalWorkflow, MoverWorkflow
-from workflows.orphan_sweep import OrphanSweepWorkflow
+from workers import registry
 
 log = logging.getLogger("tenure.worker")
 
@@ -80,7 +75,7 @@ async def run_worker() -> None:
     # Access requests reach identity entities through Temporal, and keep their record in a store
     # that outlives Temporal's retention.
     access = AccessActivities(client, graph)
-    record = AccessRecordActivities(AccessRecordStore(store_path_from_env()))
+    record = AccessRecordActivities(AccessRecordStore.from_env())
     plans = PolicyActivities(policy)
     task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
 
@@ -91,45 +86,9 @@ async def run_worker() -> None:
         # the people in flight evicts running joiners and makes the worker replay them.
         max_cached_workflows=int(os.environ.get("TENURE_MAX_CACHED_WORKFLOWS", "5000")),
         task_queue=task_queue,
-        workflows=[
-            IdentityWorkflow,
-            JoinerWorkflow,
-            LeaverWorkflow,
-            RetentionWorkflow,
-            MoverWorkflow,
-            GraceRemovalWorkflow,
-            OrphanSweepWorkflow,
-            AccessRequestWorkflow,
-        ],
-        activities=[
-            plans.resolve_joiner_plan,
-            plans.resolve_leaver_plan,
-            plans.resolve_mover_plan,
-            plans.resolve_access_plan,
-            access.load_beneficiary,
-            access.reserve,
-            access.resolve_approvers,
-            access.notify,
-            record.record_request,
-            record.record_access_changes,
-            graph.ensure_user,
-            graph.set_manager,
-            graph.ensure_group_memberships,
-            graph.set_account_enabled,
-            graph.issue_temporary_access_pass_to_manager,
-            graph.send_mail,
-            graph.revoke_sign_in_sessions,
-            graph.delete_user,
-            graph.find_mailbox,
-            scim.ensure_user,
-            scim.set_active,
-            scim.delete_user,
-            sweep.list_graph_accounts,
-            sweep.list_scim_accounts,
-            sweep.list_managed_identities,
-            sweep.disable_graph_account,
-            sweep.deactivate_scim_account,
-        ],
+        workflows=registry.WORKFLOWS,
+        # Checked against the stubs workflows call: a missing one stops the worker here.
+        activities=registry.activities(plans, access, record, graph, scim, sweep),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,6 +121,7 @@ def main() -> int:
         ScimSettingsError,
         TemporalSettingsError,
         AccessRecordError,
+        registry.RegistryError,
         ValueError,
     ) as err:
         # Configuration errors are the operator's to fix: say what is wrong, no traceback.

@@ -10,20 +10,28 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from workflows.access_request_core import RequestCore, error_cause
-from workflows.approval_chain import ChainResult
+from workflows.approval import ApprovalResult
 
 with workflow.unsafe.imports_passed_through():
     from domain.access_request import (
-        SYSTEM,
+        ReleaseInput,
         RequestStatus,
         RequestView,
     )
     from domain.access_rules import (
+        expiry_reminders,
         grant_end,
     )
-    from domain.approval import expiry_reminders
-    from domain.provisioning import ActivityNames, EnsureScimUserInput, GroupMembershipInput
+    from domain.approval.contract import SYSTEM
+    from domain.holdings import Holding, Release, ResourceKind, ResourceRef
+    from domain.identity import ReleaseAccessInput
+    from domain.stubs import access as access_activity
+    from workflows import provisioning_steps as steps
     from workflows.retry import PROVISIONING
+
+
+# Runs that ask the identity's holdings ledger what may go before removing anything.
+LEDGER_RELEASE_PATCH = "ledger-release"
 
 
 class GrantSteps(RequestCore):
@@ -32,7 +40,7 @@ class GrantSteps(RequestCore):
         assert plan is not None and person is not None
         self._set_status(RequestStatus.GRANTING)
         try:
-            await self._apply_resources(present=True)
+            await self._apply_resources([r.ref for r in plan.resources], present=True)
         except ActivityError as err:
             await self._finish(RequestStatus.FAILED, "failed", f"grant failed: {error_cause(err)}")
             return False
@@ -107,10 +115,10 @@ class GrantSteps(RequestCore):
             result = await self._approve(
                 f"extension-{self._extensions}", hard_stop=self._expires_at
             )
-            approved = result is ChainResult.APPROVED
+            approved = result is ApprovalResult.APPROVED
             outcome = {
-                ChainResult.APPROVED: "approved",
-                ChainResult.DENIED: "denied",
+                ApprovalResult.APPROVED: "approved",
+                ApprovalResult.DENIED: "denied",
             }.get(result, "not decided before the access ended or was withdrawn")
             self.tell("extension_decided", SYSTEM, f"extension {outcome}", outcome=outcome)
         self._extension = None
@@ -152,43 +160,63 @@ class GrantSteps(RequestCore):
         await self.record()
 
     async def _remove(self, status: RequestStatus, why: str) -> RequestView:
+        resources = [r.ref for r in self.plan.resources]
+        kept: list[Holding] = []
+        if workflow.patched(LEDGER_RELEASE_PATCH):
+            # Only what no other grant holds goes (runs before this marker removed it all).
+            release: Release = await workflow.execute_activity(
+                access_activity.release,
+                ReleaseInput(
+                    beneficiary_id=self._in.beneficiary_id,
+                    release=ReleaseAccessInput(
+                        request_id=workflow.info().workflow_id, resources=resources
+                    ),
+                ),
+                **PROVISIONING,
+            )
+            resources, kept = release.remove, release.kept
         try:
-            await self._apply_resources(present=False)
+            await self._apply_resources(resources, present=False)
         except ActivityError as err:
             return await self._finish(
                 RequestStatus.FAILED, "failed", f"removal failed: {error_cause(err)}"
             )
+        keys = [r.key for r in resources]
+        still = [f"{h.resource.key} ({', '.join(g.describe() for g in h.grants)})" for h in kept]
+        text = f"removed {', '.join(keys) or 'nothing'}: {why}"
+        if still:
+            text += f"; kept, still granted by something else: {', '.join(still)}"
         self.tell(
-            "removed", SYSTEM, f"removed {', '.join(self._resource_keys())}: {why}",
-            resources=self._resource_keys(), reason=why,
+            "removed",
+            SYSTEM,
+            text,
+            resources=keys,
+            reason=why,
+            **(
+                {"kept": [{"resource": h.resource.key, "held_by": [g.describe() for g in h.grants]}
+                          for h in kept]}
+                if kept
+                else {}
+            ),
         )  # fmt: skip
         return await self._finish(status, None, why)
 
-    async def _apply_resources(self, present: bool) -> None:
+    async def _apply_resources(self, resources: list[ResourceRef], present: bool) -> None:
         person = self._person
         assert person is not None and person.graph_user_id and person.worker
-        groups = [r.group for r in self.plan.resources if r.group]
-        if groups:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
-                GroupMembershipInput(user_id=person.graph_user_id, groups=groups, present=present),
-                **PROVISIONING,
-            )
+        groups = [r.target for r in resources if r.kind is ResourceKind.GRAPH_GROUP]
+        await steps.set_memberships(person.graph_user_id, groups, present)
         roles: dict[str, list[str]] = {}
-        for r in self.plan.resources:
-            if r.app and r.role:
-                roles.setdefault(r.app, []).append(r.role)
+        for r in resources:
+            if r.kind is ResourceKind.SCIM_ROLE and r.role is not None:
+                roles.setdefault(r.target, []).append(r.role)
         for app, app_roles in roles.items():
-            await workflow.execute_activity(
-                ActivityNames.SCIM_ENSURE_USER,
-                EnsureScimUserInput(
-                    app=app,
-                    worker=person.worker,
-                    user_name=person.user_principal_name or person.employee_id,
-                    # Removing a role never reactivates an account a leaver deactivated.
-                    active=present or self._left is None,
-                    roles=app_roles if present else [],
-                    remove_roles=[] if present else app_roles,
-                ),
-                **PROVISIONING,
+            await steps.ensure_app_account(
+                app,
+                person.worker,
+                person.user_principal_name or person.employee_id,
+                # Removing a role never reactivates an account a leaver deactivated.
+                active=present or self._left is None,
+                roles=app_roles if present else [],
+                remove_roles=[] if present else app_roles,
             )

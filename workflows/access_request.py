@@ -3,28 +3,27 @@
 It checks eligibility and answers, registers with the beneficiary's identity entity (which refuses
 an SoD conflict with anything held or pending, atomically per person), walks the approval stages on
 durable timers, grants idempotently, and holds the grant until it expires, is revoked, or the person
-leaves. Approvers act through Updates whose validators refuse what DESIGN.md rule 5 lists; every
+leaves. Approvers act through Updates whose validators refuse what rule 5 of docs/architecture.md lists; every
 step is written to the request's story, which an activity copies to the access record store.
 
 This module holds the handlers and the path to a decision; the granted access's life is in
-access_grant, the shared state and steps in access_request_core, each stage in approval_chain.
+access_grant, the shared state and steps in access_request_core; the stages run on the approval
+engine (workflows/approval), which also refuses decisions it must not take.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.access_grant import GrantSteps
 from workflows.access_request_core import error_cause
-from workflows.approval_chain import ApprovalChain, ChainResult
+from workflows.approval import ApprovalEngine, ApprovalResult
 
 with workflow.unsafe.imports_passed_through():
     from domain.access_request import (
-        SYSTEM,
-        AccessActivityNames,
         AccessPlan,
         AccessPlanInput,
         AccessRequestContract,
@@ -41,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         RequestView,
         ReserveInput,
         RevokeInput,
-        StageView,
         StoryEntry,
         UpdateAnswer,
     )
@@ -51,13 +49,13 @@ with workflow.unsafe.imports_passed_through():
         extension_refusal,
         requested_end_error,
     )
-    from domain.approval import decision_refusal
+    from domain.approval.contract import SYSTEM, StageView
     from domain.identity import (
         ReserveAccessInput,
-        ReserveAccessResult,
     )
     from domain.sod import package_keys
-    from workflows.retry import PROVISIONING
+    from domain.stubs import access as access_activity
+    from workflows.retry import POLICY_LOOKUP, PROVISIONING
 
 
 @workflow.defn(name=AccessRequestContract.WORKFLOW)
@@ -72,7 +70,7 @@ class AccessRequestWorkflow(GrantSteps):
         self._plan: AccessPlan | None = None
         self._person: Beneficiary | None = None
         self._reserved = False
-        self._chain: ApprovalChain | None = None  # the stage waiting for decisions, if any
+        self._approval = ApprovalEngine(self)
         self._stages: list[StageView] = []
         self._granted_at: datetime | None = None
         self._expires_at: datetime | None = None
@@ -88,26 +86,13 @@ class AccessRequestWorkflow(GrantSteps):
 
     @workflow.update(name=AccessRequestContract.UPDATE_DECIDE)
     def decide(self, input: DecideInput) -> UpdateAnswer:
-        assert self._chain is not None
-        message = self._chain.decide(input.actor.employee_id, input.decision, input.comment)
+        message = self._approval.decide(input.actor.employee_id, input.decision, input.comment)
         self._wakes += 1
         return self._answer(message)
 
     @decide.validator
     def _may_decide(self, input: DecideInput) -> None:
-        if self._chain is None:
-            raise ApplicationError(
-                f"request is not waiting for a decision (status {self._status.value})",
-                type=Refusal.CLOSED,
-            )
-        reason = decision_refusal(
-            self._chain.tally,
-            input.actor.employee_id,
-            self._in.requester_id,
-            self._in.beneficiary_id,
-        )
-        if reason is not None:
-            raise ApplicationError(reason, type=Refusal.NOT_ALLOWED)
+        self._approval.validate_decision(input.actor.employee_id)
 
     @workflow.update(name=AccessRequestContract.UPDATE_CANCEL)
     def cancel(self, input: CancelInput) -> UpdateAnswer:
@@ -136,7 +121,13 @@ class AccessRequestWorkflow(GrantSteps):
     @workflow.update(name=AccessRequestContract.UPDATE_REVOKE)
     def revoke(self, input: RevokeInput) -> UpdateAnswer:
         self._revoke = input
-        self.tell("revoked", input.actor.employee_id, f"revoked: {input.reason or 'no reason'}")
+        # The removal line that follows names what went: the ledger may keep some of it.
+        self.tell(
+            "revoked",
+            input.actor.employee_id,
+            f"revoked: {input.reason or 'no reason'}",
+            resources=[],
+        )
         self._wakes += 1
         return self._answer("revoked; the access is being removed")
 
@@ -222,10 +213,9 @@ class AccessRequestWorkflow(GrantSteps):
         self._set_search_attributes()
         try:
             self._plan = await workflow.execute_local_activity(
-                AccessActivityNames.RESOLVE_ACCESS_PLAN,
+                access_activity.resolve_access_plan,
                 AccessPlanInput(package_id=input.package_id),
-                result_type=AccessPlan,
-                start_to_close_timeout=timedelta(seconds=10),
+                **POLICY_LOOKUP,
             )
         except ActivityError as err:
             return await self._finish(RequestStatus.DENIED, "denied", f"{error_cause(err)}")
@@ -238,8 +228,8 @@ class AccessRequestWorkflow(GrantSteps):
             return await self._close_unfinished()
 
         result = await self._approve("request", hard_stop=None)
-        if result is not ChainResult.APPROVED:
-            if result is ChainResult.DENIED:
+        if result is not ApprovalResult.APPROVED:
+            if result is ApprovalResult.DENIED:
                 return await self._finish(RequestStatus.DENIED, "denied", "approval denied")
             return await self._close_unfinished()
         if not await self._grant():
@@ -251,9 +241,8 @@ class AccessRequestWorkflow(GrantSteps):
         plan, input = self._plan, self._in
         assert plan is not None
         self._person = await workflow.execute_activity(
-            AccessActivityNames.LOAD_BENEFICIARY,
+            access_activity.load_beneficiary,
             BeneficiaryInput(employee_id=input.beneficiary_id),
-            result_type=Beneficiary,
             **PROVISIONING,
         )
         problems = [
@@ -269,7 +258,7 @@ class AccessRequestWorkflow(GrantSteps):
 
         keys = package_keys(plan.package_id, plan.resources)
         reserved = await workflow.execute_activity(
-            AccessActivityNames.RESERVE,
+            access_activity.reserve,
             ReserveInput(
                 beneficiary_id=input.beneficiary_id,
                 reservation=ReserveAccessInput(
@@ -278,10 +267,10 @@ class AccessRequestWorkflow(GrantSteps):
                     keys=keys,
                     groups=[r.group for r in plan.resources if r.group],
                     apps=sorted({r.app for r in plan.resources if r.app}),
+                    resources=[r.ref for r in plan.resources],
                     sod_rules=plan.sod_rules,
                 ),
             ),
-            result_type=ReserveAccessResult,
             **PROVISIONING,
         )
         if not reserved.accepted:

@@ -1,5 +1,5 @@
 """An access request's state and shared steps: its story and record, status and search
-attributes, notices, closing, and what an approval stage asks of it."""
+attributes, notices, closing, and what the approval engine asks of its host."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.approval_chain import ApprovalChain, ChainHost, ChainResult
+from workflows.approval import ApprovalEngine, ApprovalHost, ApprovalResult
 
 with workflow.unsafe.imports_passed_through():
+    from domain.access_approval import AccessRequestSubject
     from domain.access_request import (
-        SYSTEM,
-        AccessActivityNames,
         AccessPlan,
         AccessRequestInput,
         Beneficiary,
@@ -28,18 +27,24 @@ with workflow.unsafe.imports_passed_through():
         RequestStatus,
         RequestView,
         RevokeInput,
-        StageView,
         StoryEntry,
         StoryKind,
         UpdateAnswer,
     )
-    from domain.audit import AuditActivityNames
+    from domain.approval.contract import (
+        SYSTEM,
+        ResolveApproversInput,
+        ResolvedApprovers,
+        StageView,
+    )
     from domain.events import identity_workflow_id
     from domain.identity import (
         AccessRequestChanged,
         IdentityContract,
     )
     from domain.search_attributes import ACCESS_PACKAGE, EMPLOYEE_ID, REQUEST_STATUS
+    from domain.stubs import access as access_activity
+    from domain.stubs import record as record_activity
     from workflows.retry import NOTICE, PROVISIONING
 
 
@@ -47,9 +52,9 @@ with workflow.unsafe.imports_passed_through():
 RECORD_BEFORE_SLEEP_PATCH = "record-before-sleep"
 
 
-class RequestCore(ChainHost):
+class RequestCore(ApprovalHost):
     """State and shared steps of an access request (its attributes are set by the workflow's
-    __init__); also what an approval stage needs from it (ChainHost)."""
+    __init__); also the approval engine's host."""
 
     _in: AccessRequestInput
     _status: RequestStatus
@@ -59,7 +64,7 @@ class RequestCore(ChainHost):
     _plan: AccessPlan | None
     _person: Beneficiary | None
     _reserved: bool
-    _chain: ApprovalChain | None
+    _approval: ApprovalEngine
     _stages: list[StageView]
     _granted_at: datetime | None
     _expires_at: datetime | None
@@ -71,24 +76,21 @@ class RequestCore(ChainHost):
     _extensions: int
     _wakes: int
 
-    async def _approve(self, round: str, hard_stop: datetime | None) -> ChainResult:
-        plan = self._plan
-        assert plan is not None
-        if not plan.policy.stages:
-            self.tell("stage_closed", SYSTEM, "no approval required by policy")
-            return ChainResult.APPROVED
-        if round == "request":
+    async def _approve(self, round: str, hard_stop: datetime | None) -> ApprovalResult:
+        plan = self.plan
+        if plan.policy.stages and round == "request":
             self._set_status(RequestStatus.PENDING_APPROVAL)
-        for index, stage in enumerate(plan.policy.stages):
-            self._chain = ApprovalChain(self, stage, index, round, hard_stop)
-            try:
-                result = await self._chain.run()
-            finally:
-                self._chain = None
-            await self.record()
-            if result is not ChainResult.APPROVED:
-                return result
-        return ChainResult.APPROVED
+        worker = self._person.worker if self._person else None
+        subject = AccessRequestSubject(
+            request_id=workflow.info().workflow_id,
+            package_name=plan.display_name,
+            requester_id=self._in.requester_id,
+            beneficiary_id=self._in.beneficiary_id,
+            justification=self._in.justification,
+            manager_id=worker.manager_id if worker else None,
+            owners=plan.owners,
+        )
+        return await self._approval.run(subject, plan.policy.stages, round, hard_stop)
 
     async def _close_unfinished(self) -> RequestView:
         if self._left is not None:
@@ -119,24 +121,15 @@ class RequestCore(ChainHost):
         self._show()
         return self._view()
 
-    # ---- what the chain and the lifecycle need (ChainHost) --------------------------------------
-
     @property
     def plan(self) -> AccessPlan:
         assert self._plan is not None
         return self._plan
 
-    @property
-    def request(self) -> AccessRequestInput:
-        return self._in
+    # ---- what the approval engine and the lifecycle need (ApprovalHost) -------------------------
 
-    @property
-    def beneficiary_manager_id(self) -> str | None:
-        worker = self._person.worker if self._person else None
-        return worker.manager_id if worker else None
-
-    def wakes(self) -> int:
-        return self._wakes
+    def closed_refusal(self) -> str:
+        return f"request is not waiting for a decision (status {self._status.value})"
 
     def interrupted(self, hard_stop: datetime | None) -> bool:
         if self._interrupted():
@@ -184,20 +177,26 @@ class RequestCore(ChainHost):
             return False
         return True
 
+    async def resolve_approvers(self, input: ResolveApproversInput) -> ResolvedApprovers:
+        return await workflow.execute_activity(
+            access_activity.resolve_approvers,
+            input,
+            **PROVISIONING,
+        )
+
     async def notify(self, to: list[str], subject: str, html: str) -> NotifyResult | None:
         recipients = list(dict.fromkeys(to))
         if not recipients:
             return None
         try:
             return await workflow.execute_activity(
-                AccessActivityNames.NOTIFY,
+                access_activity.notify,
                 NotifyInput(
                     sender=self.plan.mail_sender if self._plan else "",
                     to_employee_ids=recipients,
                     subject=subject,
                     html_body=html,
                 ),
-                result_type=NotifyResult,
                 **NOTICE,
             )
         except ActivityError as err:
@@ -213,7 +212,7 @@ class RequestCore(ChainHost):
             return
         view = self._view()
         await workflow.execute_activity(
-            AuditActivityNames.RECORD_REQUEST, RecordRequestInput(view=view), **PROVISIONING
+            record_activity.record_request, RecordRequestInput(view=view), **PROVISIONING
         )
         self._recorded, self._recorded_status = len(view.story), view.status
 
@@ -264,7 +263,6 @@ class RequestCore(ChainHost):
             )
 
     def _view(self) -> RequestView:
-        chain = self._chain
         return RequestView(
             request_id=workflow.info().workflow_id,
             package_id=self._in.package_id,
@@ -276,7 +274,7 @@ class RequestCore(ChainHost):
             answers=self._in.answers,
             submitted_at=self._in.submitted_at,
             resources=[r.key for r in self._plan.resources] if self._plan else [],
-            waiting_on=chain.view if chain is not None else None,
+            waiting_on=self._approval.view,
             stages=[s.model_copy() for s in self._stages],
             granted_at=self._granted_at,
             expires_at=self._expires_at,
@@ -286,9 +284,9 @@ class RequestCore(ChainHost):
         )
 
     def _show(self) -> None:
-        chain = self._chain
-        if chain is not None:
-            text = chain.describe()
+        stage = self._approval.describe()
+        if stage is not None:
+            text = stage
         elif self._status is RequestStatus.GRANTED:
             text = "granted" + (
                 f" until {self._expires_at:%Y-%m-%d %H:%M} UTC" if self._expires_at else ", no end"

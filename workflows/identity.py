@@ -1,4 +1,4 @@
-"""The identity entity: one long-lived workflow per person, `identity-{employee_id}` (DESIGN.md rule 2).
+"""The identity entity: one long-lived workflow per person, `identity-{employee_id}` (docs/architecture.md, rule 2).
 
 HR events arrive by signal-with-start and are applied by effective time. A terminate (or update) dated
 in the future waits here, on a timer that every new signal interrupts, so later events can still
@@ -26,8 +26,10 @@ from workflows.identity_leave import LeaveSteps
 from workflows.identity_move import MoveSteps
 
 with workflow.unsafe.imports_passed_through():
+    from domain import ledger
     from domain.access_request import AccessRequestContract, BeneficiaryLeft
     from domain.events import EventType, HrEvent, event_digest
+    from domain.holdings import Release
     from domain.identity import (
         AccessRequestChanged,
         EventOutcome,
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         IdentityState,
         IdentityWorkflowInput,
         LifecycleStage,
+        ReleaseAccessInput,
         ReserveAccessInput,
         ReserveAccessResult,
     )
@@ -46,24 +49,34 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
     def __init__(self, input: IdentityWorkflowInput) -> None:
         self._input = input
         self._state = input.state or IdentityState(employee_id=input.employee_id)
-        self._seen = set(self._state.seen_event_ids)
-        # Ids stay in seen_event_ids as well: a worker of the release before digests reads only
-        # those, so a rollback still recognises every repeat.
-        self._digests: dict[str, str] = dict(self._state.event_digests)
+        # Every event_id received, with its content digest ("" for ids received before digests
+        # were kept): the one record of what has been seen.
+        self._digests: dict[str, str] = {
+            **dict.fromkeys(self._state.seen_event_ids, ""),
+            **self._state.event_digests,
+        }
+        # Derived views are rebuilt by each query, never carried from one run to the next.
+        self._state.seen_event_ids = []
+        self._state.event_digests = {}
+        self._state.scheduled = []
+        self._state.holdings = []
+        if not self._state.app_accounts:
+            # A state from a release before app_accounts: the accounts its grants hold exist.
+            self._state.app_accounts = ledger.granted_app_accounts(self._state)
         # Received, not yet applied; kept in arrival order, applied in effective-time order.
         self._pending: list[HrEvent] = list(input.pending)
         # Bumped by every signal and every transition that ends: wakes the event loop.
         self._wakes = 0
-        # The transition running now (at most one), as a task awaiting its child workflow.
+        # The transition running now (at most one), as a task awaiting its child workflow, and
+        # its kind and child workflow id.
         self._child: asyncio.Task[None] | None = None
-        self._child_kind: str | None = None
+        self._running: tuple[str, str] | None = None
         # While a joiner runs: its hire, what the identity was before it, and a withdrawal.
         self._hire: HrEvent | None = None
         self._before_hire: IdentityState | None = None
         self._withdrawn_by: HrEvent | None = None
         # Access requests to tell that the person left (sent by the event loop, not a handler).
         self._tell_left: list[str] = []
-        self._left_event: HrEvent | None = None
 
     @workflow.signal(name=IdentityContract.SIGNAL_HR_EVENT)
     def hr_event(self, event: HrEvent) -> None:
@@ -71,9 +84,9 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         # applied once, whether the first copy is still pending or long done. The same id with
         # other content is not a repeat: it is logged as a conflict and not applied either.
         digest = event_digest(event)
-        if event.event_id in self._seen:
-            first = self._digests.get(event.event_id)
-            if first is not None and first != digest:
+        if event.event_id in self._digests:
+            first = self._digests[event.event_id]
+            if first and first != digest:
                 self._log(
                     event,
                     EventOutcome.CONFLICT,
@@ -83,7 +96,6 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
             else:
                 self._log(event, EventOutcome.DUPLICATE, "event_id already received")
             return
-        self._seen.add(event.event_id)
         self._digests[event.event_id] = digest
         if event.type is EventType.TERMINATE:
             self._supersede_terminates(event)
@@ -114,9 +126,21 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         if refusal is not None:
             raise ApplicationError(refusal, type="NotActive")
 
+    @workflow.update(name=IdentityContract.UPDATE_RELEASE_ACCESS)
+    def release_access(self, ask: ReleaseAccessInput) -> Release:
+        # Decided here, where every grant of the person is known: a resource another grant
+        # holds stays (the ledger, domain/holdings.py).
+        result = ledger.release_package(self._state, ask)
+        self._wakes += 1
+        return result
+
     @workflow.signal(name=IdentityContract.SIGNAL_ACCESS_REQUEST_CHANGED)
     def access_request_changed(self, change: AccessRequestChanged) -> None:
         identity_access.apply_change(self._state, change)
+        if change.status == "granted":
+            self._state.app_accounts = sorted(
+                set(self._state.app_accounts) | set(ledger.granted_app_accounts(self._state))
+            )
         # A grant that lands while (or after) the person leaves is taken back at once.
         if change.status == "granted" and self._state.stage in (
             LifecycleStage.DISABLED,
@@ -249,10 +273,11 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         ones removed. A request that closed meanwhile is simply gone."""
         while self._tell_left:
             request_id = self._tell_left.pop(0)
-            event = self._left_event
+            # The leave is part of the state, so it survives continue-as-new.
+            state = self._state
             left = BeneficiaryLeft(
-                event_id=event.event_id if event else "unknown",
-                effective_at=event.effective_at if event else workflow.now(),
+                event_id=state.leave_event_id or "unknown",
+                effective_at=state.leave_date or workflow.now(),
             )
             try:
                 await workflow.get_external_workflow_handle(request_id).signal(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain import ledger
+    from domain.holdings import ResourceKind
     from domain.identity import (
         AccessRequestChanged,
         HeldPackage,
@@ -29,7 +31,12 @@ def reserve_refusal(state: IdentityState) -> str | None:
 
 def held_keys(state: IdentityState, except_request: str) -> set[str]:
     """Everything SoD counts as held: birthright groups, and packages pending or granted."""
-    keys = {f"group:{a.target}" for a in state.access if a.kind == "graph_group"}
+    keys = {
+        r.key
+        for a in state.access
+        for r in ledger.item_resources(a)
+        if r.kind is ResourceKind.GRAPH_GROUP
+    }
     for held in state.packages:
         if held.request_id != except_request:
             keys.update(held.keys)
@@ -65,6 +72,7 @@ def reserve(state: IdentityState, request: ReserveAccessInput) -> ReserveAccessR
             keys=request.keys,
             groups=request.groups,
             apps=request.apps,
+            resources=request.resources,
         )
     )
     return ReserveAccessResult(accepted=True)
@@ -79,12 +87,3 @@ def apply_change(state: IdentityState, change: AccessRequestChanged) -> None:
         else:
             held.status = change.status
             held.until = change.until
-
-
-def package_groups(state: IdentityState) -> list[str]:
-    """Groups the person holds through granted packages (a pending one grants nothing yet)."""
-    return sorted({g for h in state.packages if h.status == "granted" for g in h.groups})
-
-
-def package_apps(state: IdentityState) -> list[str]:
-    return sorted({a for h in state.packages if h.status == "granted" for a in h.apps})

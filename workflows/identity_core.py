@@ -4,15 +4,17 @@ attributes, what is scheduled, starting a transition, and copying access changes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.audit import AccessChange, AuditActivityNames, RecordAccessChangesInput
+    from domain import ledger
+    from domain.audit import AccessChange, RecordAccessChangesInput
     from domain.events import HrEvent
     from domain.identity import (
         AppliedEvent,
@@ -23,9 +25,11 @@ with workflow.unsafe.imports_passed_through():
         ScheduledChange,
     )
     from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
-    from workflows.retry import PROVISIONING
+    from domain.stubs import record as record_activity
+    from workflows.retry import PROVISIONING, RECORD_LOCAL
 
 CHILD_TASK_TIMEOUT = timedelta(seconds=30)
+R = TypeVar("R")
 # Mark runs that copy their access changes to the access record: first as an activity (added with
 # access requests), then as a local activity, which spares the server a task per transition.
 ACCESS_RECORD_PATCH = "access-record"
@@ -37,17 +41,19 @@ class IdentityCore:
 
     _input: IdentityWorkflowInput
     _state: IdentityState
-    _seen: set[str]
     _digests: dict[str, str]
     _pending: list[HrEvent]
     _wakes: int
     _child: asyncio.Task[None] | None
-    _child_kind: str | None
+    _running: tuple[str, str] | None  # (kind, child workflow id) of the running transition
     _hire: HrEvent | None
     _before_hire: IdentityState | None
     _withdrawn_by: HrEvent | None
     _tell_left: list[str]
-    _left_event: HrEvent | None
+
+    @property
+    def _child_kind(self) -> str | None:
+        return self._running[0] if self._running else None
 
     async def _record_access_changes(self, changes: list[AccessChange]) -> None:
         """Copy access changes to the access record. The markers keep older histories replaying:
@@ -58,12 +64,39 @@ class IdentityCore:
         if workflow.patched(ACCESS_RECORD_LOCAL_PATCH):
             # A local write in the worker's own store: a local activity, at least once.
             await workflow.execute_local_activity(
-                AuditActivityNames.RECORD_ACCESS_CHANGES, record, **PROVISIONING
+                record_activity.record_access_changes, record, **RECORD_LOCAL
             )
         elif workflow.patched(ACCESS_RECORD_PATCH):
             await workflow.execute_activity(
-                AuditActivityNames.RECORD_ACCESS_CHANGES, record, **PROVISIONING
+                record_activity.record_access_changes, record, **PROVISIONING
             )
+
+    async def _run_child(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type[R],
+        *,
+        child_id: str,
+        summary: str,
+        transition: str,
+        on_failure: Callable[[str], None],
+    ) -> R | None:
+        """Run one transition's child workflow to its end: its result, or None once `on_failure`
+        has been told why it failed (the child already retried what could be retried)."""
+        try:
+            return await workflow.execute_child_workflow(
+                name,
+                arg,
+                id=child_id,
+                result_type=result_type,
+                static_summary=summary,
+                search_attributes=self._child_search_attributes(transition),
+                task_timeout=CHILD_TASK_TIMEOUT,
+            )
+        except ChildWorkflowError as err:
+            on_failure(str(err.cause or err))
+            return None
 
     def _start(self, kind: str, child_id: str, work: Coroutine[Any, Any, None]) -> None:
         async def run_and_wake() -> None:
@@ -71,12 +104,10 @@ class IdentityCore:
                 await work
             finally:
                 self._child = None
-                self._child_kind = None
-                self._state.running_transition = None
+                self._running = None
                 self._wakes += 1
 
-        self._child_kind = kind
-        self._state.running_transition = child_id
+        self._running = (kind, child_id)
         self._child = asyncio.create_task(run_and_wake())
 
     # ---- bookkeeping ----------------------------------------------------------------------------
@@ -162,18 +193,19 @@ class IdentityCore:
 
     def _snapshot(self) -> IdentityState:
         state = self._state.model_copy(deep=True)
-        state.seen_event_ids = sorted(self._seen)
-        state.event_digests = dict(self._digests)
+        state.seen_event_ids = sorted(self._digests)
+        state.event_digests = {k: v for k, v in self._digests.items() if v}
         state.scheduled = self._schedule()
+        state.running_transition = self._running[1] if self._running else None
+        state.holdings = ledger.identity_holdings(state)
         return state
 
     def _show(self) -> None:
-        self._state.scheduled = self._schedule()
         parts = [f"stage {self._state.stage.value}"]
-        if self._state.running_transition:
-            parts.append(f"running {self._state.running_transition}")
+        if self._running:
+            parts.append(f"running {self._running[1]}")
         if self._pending:
             parts.append(f"{len(self._pending)} event(s) pending")
-        for change in self._state.scheduled:
+        for change in self._schedule():
             parts.append(f"{change.what} at {change.at:%Y-%m-%d %H:%M} UTC")
         workflow.set_current_details("; ".join(parts))

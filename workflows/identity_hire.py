@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
 
-from workflows.identity_core import CHILD_TASK_TIMEOUT, IdentityCore
+from workflows.identity_core import IdentityCore
 
 with workflow.unsafe.imports_passed_through():
+    from domain import ledger
     from domain.events import EventType, HrEvent
+    from domain.holdings import ResourceKind
     from domain.identity import (
         AccessItem,
         EventOutcome,
@@ -45,8 +46,9 @@ class HireSteps(IdentityCore):
 
     async def _run_joiner(self, event: HrEvent, child_id: str, rehire: bool) -> None:
         worker = event.worker
+        failure: list[str] = []
         try:
-            result: JoinerResult = await workflow.execute_child_workflow(
+            result = await self._run_child(
                 JoinerContract.WORKFLOW,
                 JoinerInput(
                     employee_id=worker.employee_id,
@@ -55,27 +57,29 @@ class HireSteps(IdentityCore):
                     start_at=event.effective_at,
                     rehire=rehire,
                     existing_apps=(
-                        [a.target for a in self._state.access if a.kind == "scim_app"]
+                        ledger.held_targets(self._state, ResourceKind.SCIM_ACCOUNT)
                         if rehire
                         else []
                     ),
                 ),
-                id=child_id,
-                result_type=JoinerResult,
-                static_summary=(
+                JoinerResult,
+                child_id=child_id,
+                summary=(
                     f"{'Rehire' if rehire else 'Joiner'} {worker.employee_id}: "
                     f"{worker.department or 'no department'}, starts {event.effective_at:%Y-%m-%d}"
                 ),
-                search_attributes=self._child_search_attributes("joiner"),
-                task_timeout=CHILD_TASK_TIMEOUT,
+                transition="joiner",
+                on_failure=failure.append,
             )
-        except (ChildWorkflowError, asyncio.CancelledError) as err:
+        except asyncio.CancelledError:
+            result = None
+            failure.append("cancelled")
+        if result is None:
             self._hire = None
             if self._withdrawn_by is not None:
                 self._withdrawn(event, child_id, rehire)
             else:
-                cause = err.cause if isinstance(err, ChildWorkflowError) else None
-                self._log(event, EventOutcome.FAILED, f"joiner failed: {cause or err}", child_id)
+                self._log(event, EventOutcome.FAILED, f"joiner failed: {failure[0]}", child_id)
             return
         self._hire = None
         if self._withdrawn_by is not None:
@@ -86,11 +90,13 @@ class HireSteps(IdentityCore):
         self._state.graph_user_id = result.user_id
         self._state.user_principal_name = result.user_principal_name
         self._state.access = [
-            AccessItem(kind="graph_group", target=g.group, rule=g.rule) for g in result.groups
+            AccessItem(kind=ResourceKind.GRAPH_GROUP, target=g.group, rule=g.rule)
+            for g in result.groups
         ] + [
-            AccessItem(kind="scim_app", target=a.app, rule=a.rule, roles=a.roles)
+            AccessItem(kind=ResourceKind.SCIM_ACCOUNT, target=a.app, rule=a.rule, roles=a.roles)
             for a in result.apps
         ]
+        self._state.app_accounts = ledger.all_app_accounts(self._state)
         self._state.leave_event_id = None
         self._state.leave_date = None
         self._set_stage(LifecycleStage.ACTIVE)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
 
-from workflows import identity_access
-from workflows.identity_core import CHILD_TASK_TIMEOUT, IdentityCore
+from workflows.identity_core import IdentityCore
 
 with workflow.unsafe.imports_passed_through():
+    from domain import ledger
     from domain.events import HrEvent, WorkerRecord
+    from domain.holdings import ResourceKind, app_account, group
     from domain.identity import (
         EventOutcome,
         LifecycleStage,
@@ -58,34 +58,28 @@ class LeaveSteps(IdentityCore):
         state = self._state
         assert state.graph_user_id is not None
         worker = state.worker or WorkerRecord(employee_id=state.employee_id)
-        try:
-            result: LeaverResult = await workflow.execute_child_workflow(
-                LeaverContract.WORKFLOW,
-                LeaverInput(
-                    employee_id=state.employee_id,
-                    event_id=event.event_id,
-                    display_name=worker.display_name,
-                    user_id=state.graph_user_id,
-                    leave_at=event.effective_at,
-                    # Birthright and requested packages alike: a leaver keeps nothing.
-                    groups=sorted(
-                        {a.target for a in state.access if a.kind == "graph_group"}
-                        | set(identity_access.package_groups(state))
-                    ),
-                    apps=sorted(
-                        {a.target for a in state.access if a.kind == "scim_app"}
-                        | set(identity_access.package_apps(state))
-                    ),
-                    manager_id=worker.manager_id,
-                ),
-                id=child_id,
-                result_type=LeaverResult,
-                static_summary=f"Leaver {state.employee_id}: leaves {event.effective_at:%Y-%m-%d}",
-                search_attributes=self._child_search_attributes("leaver"),
-                task_timeout=CHILD_TASK_TIMEOUT,
-            )
-        except ChildWorkflowError as err:
-            self._log(event, EventOutcome.FAILED, f"leaver failed: {err.cause or err}", child_id)
+        result = await self._run_child(
+            LeaverContract.WORKFLOW,
+            LeaverInput(
+                employee_id=state.employee_id,
+                event_id=event.event_id,
+                display_name=worker.display_name,
+                user_id=state.graph_user_id,
+                leave_at=event.effective_at,
+                # Whatever holds it, a leaver keeps nothing: every group held, every account.
+                groups=ledger.held_targets(state, ResourceKind.GRAPH_GROUP),
+                apps=ledger.all_app_accounts(state),
+                manager_id=worker.manager_id,
+            ),
+            LeaverResult,
+            child_id=child_id,
+            summary=f"Leaver {state.employee_id}: leaves {event.effective_at:%Y-%m-%d}",
+            transition="leaver",
+            on_failure=lambda why: self._log(
+                event, EventOutcome.FAILED, f"leaver failed: {why}", child_id
+            ),
+        )
+        if result is None:
             return
         state.leave_event_id = event.event_id
         state.leave_date = event.effective_at
@@ -99,13 +93,12 @@ class LeaveSteps(IdentityCore):
                 state.employee_id,
                 event.event_id,
                 workflow.now(),
-                [f"group:{g}" for g in result.groups_removed]
-                + [f"app:{a}" for a in result.apps_deactivated],
+                [group(g) for g in result.groups_removed]
+                + [app_account(a) for a in result.apps_deactivated],
                 {"type": "leaver", "reason": f"left {event.effective_at:%Y-%m-%d}"},
             )
         )
         # Pending requests are cancelled and granted packages removed by their own workflows.
-        self._left_event = event
         self._tell_left.extend(h.request_id for h in state.packages)
         notes = [
             f"disabled, sessions revoked, {len(result.groups_removed)} groups removed, "
@@ -123,32 +116,36 @@ class LeaveSteps(IdentityCore):
     async def _run_retention(self, leave_event: str, child_id: str) -> None:
         state = self._state
         due = state.retention_due_at or workflow.now()
-        try:
-            await workflow.execute_child_workflow(
-                RetentionContract.WORKFLOW,
-                RetentionInput(
-                    employee_id=state.employee_id,
-                    user_id=state.graph_user_id,
-                    apps=[a.target for a in state.access if a.kind == "scim_app"],
-                ),
-                id=child_id,
-                result_type=RetentionResult,
-                static_summary=f"Retention over for {state.employee_id}: delete the accounts",
-                search_attributes=self._child_search_attributes("retention"),
-                task_timeout=CHILD_TASK_TIMEOUT,
-            )
-        except ChildWorkflowError as err:
-            # Not retried from here (the child already retried what could be): an operator or the
-            # orphan sweep finishes it. The identity stays disabled.
+
+        def failed(why: str) -> None:
+            # Not retried from here (the child already retried what could be): an operator or
+            # the orphan sweep finishes it. The identity stays disabled.
             state.retention_due_at = None
             self._record(
-                leave_event, "retention", due, EventOutcome.FAILED, f"deletion failed: {err.cause}"
+                leave_event, "retention", due, EventOutcome.FAILED, f"deletion failed: {why}"
             )
+
+        result = await self._run_child(
+            RetentionContract.WORKFLOW,
+            RetentionInput(
+                employee_id=state.employee_id,
+                user_id=state.graph_user_id,
+                # Every account Tenure made for the person, birthright or package.
+                apps=ledger.all_app_accounts(state),
+            ),
+            RetentionResult,
+            child_id=child_id,
+            summary=f"Retention over for {state.employee_id}: delete the accounts",
+            transition="retention",
+            on_failure=failed,
+        )
+        if result is None:
             return
         state.retention_due_at = None
         state.graph_user_id = None
         state.user_principal_name = None
         state.access = []
+        state.app_accounts = []
         self._set_stage(LifecycleStage.DELETED)
         self._record(
             leave_event,

@@ -5,21 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
 
-from workflows import identity_access
-from workflows.identity_core import CHILD_TASK_TIMEOUT, IdentityCore
+from workflows.identity_core import IdentityCore
 
 with workflow.unsafe.imports_passed_through():
+    from domain import ledger
     from domain.audit import AccessChange
     from domain.events import HrEvent, WorkerRecord
+    from domain.holdings import ResourceKind, app_account, group
     from domain.identity import (
         AccessItem,
         EventOutcome,
         LifecycleStage,
         PendingRemoval,
     )
-    from domain.lifecycle_record import birthright_grants, item_resources, removals
+    from domain.lifecycle_record import birthright_grants, removals
     from domain.mover import (
         GraceRemovalContract,
         GraceRemovalInput,
@@ -80,34 +80,30 @@ class MoveSteps(IdentityCore):
         assert state.graph_user_id is not None
         changes = changed_fields(state.worker, record)
         what = ", ".join(c.field for c in changes)
-        try:
-            result: MoverResult = await workflow.execute_child_workflow(
-                MoverContract.WORKFLOW,
-                MoverInput(
-                    employee_id=state.employee_id,
-                    event_id=event.event_id,
-                    old_worker=state.worker,
-                    worker=record,
-                    user_id=state.graph_user_id,
-                    user_principal_name=state.user_principal_name or "",
-                    hire_date=state.hire_date or event.effective_at,
-                    access=state.access,
-                    pending_removals=state.pending_removals,
-                    package_groups=identity_access.package_groups(state),
-                    package_apps=identity_access.package_apps(state),
-                ),
-                id=child_id,
-                result_type=MoverResult,
-                static_summary=(
-                    f"{'Mover' if is_move(changes) else 'Record update'} "
-                    f"{state.employee_id}: {what}"
-                ),
-                search_attributes=self._child_search_attributes("mover"),
-                task_timeout=CHILD_TASK_TIMEOUT,
-            )
-        except ChildWorkflowError as err:
+        result = await self._run_child(
+            MoverContract.WORKFLOW,
+            MoverInput(
+                employee_id=state.employee_id,
+                event_id=event.event_id,
+                old_worker=state.worker,
+                worker=record,
+                user_id=state.graph_user_id,
+                user_principal_name=state.user_principal_name or "",
+                hire_date=state.hire_date or event.effective_at,
+                access=state.access,
+                pending_removals=state.pending_removals,
+                **ledger.mover_package_holdings(state),
+            ),
+            MoverResult,
+            child_id=child_id,
+            summary=f"{'Mover' if is_move(changes) else 'Record update'} {state.employee_id}: {what}",
+            transition="mover",
             # The stored record stays the old one, so the next update is compared with it.
-            self._log(event, EventOutcome.FAILED, f"mover failed: {err.cause or err}", child_id)
+            on_failure=lambda why: self._log(
+                event, EventOutcome.FAILED, f"mover failed: {why}", child_id
+            ),
+        )
+        if result is None:
             return
         cancelled = {(p.kind, p.target) for p in result.cancelled}
         state.worker = record
@@ -142,15 +138,13 @@ class MoveSteps(IdentityCore):
         state, now = self._state, workflow.now()
         before = {(a.kind, a.target, tuple(a.roles)) for a in old}
         after = {(a.kind, a.target) for a in state.access}
-        kept = {f"group:{g}" for g in identity_access.package_groups(state)} | {
-            f"app:{a}" for a in identity_access.package_apps(state)
-        }
+        kept = ledger.package_held(state)
         added = [a for a in state.access if (a.kind, a.target, tuple(a.roles)) not in before]
         gone = [
             resource
             for a in old
             if (a.kind, a.target) not in after
-            for resource in item_resources(a)[:1]
+            for resource in ledger.item_resources(a)[:1]
             if resource not in kept
         ]
         return birthright_grants(state.employee_id, event.event_id, "move", now, added) + removals(
@@ -181,50 +175,46 @@ class MoveSteps(IdentityCore):
         if state.stage is not LifecycleStage.ACTIVE or state.graph_user_id is None:
             return
         # Access the person also holds through a package stays.
-        kept = {("graph_group", g) for g in identity_access.package_groups(state)} | {
-            ("scim_app", a) for a in identity_access.package_apps(state)
-        }
-        to_remove = [p for p in due if (p.kind, p.target) not in kept]
-        try:
-            result: GraceRemovalResult = await workflow.execute_child_workflow(
-                GraceRemovalContract.WORKFLOW,
-                GraceRemovalInput(
-                    employee_id=state.employee_id,
-                    user_id=state.graph_user_id,
-                    groups=[p.target for p in to_remove if p.kind == "graph_group"],
-                    apps=[p.target for p in to_remove if p.kind == "scim_app"],
-                ),
-                id=child_id,
-                result_type=GraceRemovalResult,
-                static_summary=(
-                    f"Grace period over for {state.employee_id}: remove access "
-                    f"the move {first.event_id} took away"
-                ),
-                search_attributes=self._child_search_attributes("mover"),
-                task_timeout=CHILD_TASK_TIMEOUT,
-            )
-        except ChildWorkflowError as err:
-            self._record(
+        kept = ledger.package_held(state)
+        to_remove = [p for p in due if ledger.pending_resource(p) not in kept]
+        result = await self._run_child(
+            GraceRemovalContract.WORKFLOW,
+            GraceRemovalInput(
+                employee_id=state.employee_id,
+                user_id=state.graph_user_id,
+                groups=[p.target for p in to_remove if p.kind == ResourceKind.GRAPH_GROUP],
+                apps=[p.target for p in to_remove if p.kind == ResourceKind.SCIM_ACCOUNT],
+            ),
+            GraceRemovalResult,
+            child_id=child_id,
+            summary=(
+                f"Grace period over for {state.employee_id}: remove access "
+                f"the move {first.event_id} took away"
+            ),
+            transition="mover",
+            on_failure=lambda why: self._record(
                 first.event_id,
                 "grace_removal",
                 first.due_at,
                 EventOutcome.FAILED,
-                f"removal after the grace period failed: {err.cause or err}",
+                f"removal after the grace period failed: {why}",
                 child_id,
-            )
+            ),
+        )
+        if result is None:
             return
-        gone = {("graph_group", g) for g in result.groups_removed} | {
-            ("scim_app", a) for a in result.apps_deactivated
+        gone = {group(g) for g in result.groups_removed} | {
+            app_account(a) for a in result.apps_deactivated
         }
-        state.access = [a for a in state.access if (a.kind, a.target) not in gone]
+        state.access = [a for a in state.access if ledger.item_resources(a)[0] not in gone]
         removed = result.groups_removed + result.apps_deactivated
         await self._record_access_changes(
             removals(
                 state.employee_id,
                 f"{first.event_id}:grace",
                 workflow.now(),
-                [f"group:{g}" for g in result.groups_removed]
-                + [f"app:{a}" for a in result.apps_deactivated],
+                [group(g) for g in result.groups_removed]
+                + [app_account(a) for a in result.apps_deactivated],
                 {"type": "mover", "reason": "grace period after a move is over"},
             )
         )

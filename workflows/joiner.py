@@ -14,26 +14,21 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from domain.joiner import JoinerContract, JoinerInput, JoinerProgress, JoinerResult
     from domain.provisioning import (
-        ActivityNames,
         EnsureGraphUserInput,
-        EnsureScimUserInput,
         GraphUserRef,
-        GroupMembershipInput,
-        GroupMembershipResult,
         IssueTapToManagerInput,
         JoinerPlan,
         JoinerPlanInput,
-        ScimUserKey,
-        ScimUserRef,
         SendMailInput,
         SetAccountEnabledInput,
-        SetManagerInput,
-        SetScimActiveInput,
         TapIssued,
         UserIdInput,
     )
+    from domain.stubs import graph as graph_activity
+    from domain.stubs import lifecycle as lifecycle_activity
+    from workflows import provisioning_steps as steps
     from workflows.progress import ProgressReporter
-    from workflows.retry import PROVISIONING, WAIT_FOR_MANAGER
+    from workflows.retry import POLICY_LOOKUP, PROVISIONING, WAIT_FOR_MANAGER
 
 T = TypeVar("T")
 
@@ -54,10 +49,9 @@ class JoinerWorkflow:
         # Policy evaluation is quick and side-effect free: a local activity records its result in
         # history without a round trip through the server's task queue.
         plan: JoinerPlan = await workflow.execute_local_activity(
-            ActivityNames.RESOLVE_JOINER_PLAN,
+            lifecycle_activity.resolve_joiner_plan,
             JoinerPlanInput(worker=worker),
-            result_type=JoinerPlan,
-            start_to_close_timeout=timedelta(seconds=10),
+            **POLICY_LOOKUP,
         )
         start_at = input.start_at
         pre_hire_at = start_at - timedelta(days=plan.pre_hire_days)
@@ -103,14 +97,13 @@ class JoinerWorkflow:
         self._report.phase("provisioning", "creating the account and granting birthright access")
         # A rehire finds the existing account by employeeId; account_enabled re-enables it.
         user: GraphUserRef = await workflow.execute_activity(
-            ActivityNames.GRAPH_ENSURE_USER,
+            graph_activity.ensure_user,
             EnsureGraphUserInput(
                 worker=worker,
                 upn_domain=plan.upn_domain,
                 account_enabled=enabled_now,
                 hire_date=start_at,
             ),
-            result_type=GraphUserRef,
             **PROVISIONING,
         )
         self._report.model.user_id, self._report.model.user_principal_name = (
@@ -123,7 +116,7 @@ class JoinerWorkflow:
         # run them together (and the welcome mail too when the person has already started).
         tap_mailed_to, *_ = await asyncio.gather(
             self._issue_tap(user, input, plan, start_at),
-            self._set_manager(user.user_id, worker.manager_id),
+            steps.set_manager(user.user_id, worker.manager_id, self._report),
             self._grant_groups(user.user_id, [g.group for g in plan.groups]),
             *(
                 self._ensure_app_account(
@@ -139,18 +132,11 @@ class JoinerWorkflow:
         self._report.phase("enabling", "start date reached: enabling the account everywhere")
         await asyncio.gather(
             workflow.execute_activity(
-                ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+                graph_activity.set_account_enabled,
                 SetAccountEnabledInput(user_id=user.user_id, enabled=True),
                 **PROVISIONING,
             ),
-            *(
-                workflow.execute_activity(
-                    ActivityNames.SCIM_SET_ACTIVE,
-                    SetScimActiveInput(app=app.app, external_id=input.employee_id, active=True),
-                    **PROVISIONING,
-                )
-                for app in plan.apps
-            ),
+            *(steps.set_app_active(app.app, input.employee_id, active=True) for app in plan.apps),
         )
         self._report.done("account enabled on the start date")
         await self._send_welcome(user, input, plan)
@@ -161,7 +147,7 @@ class JoinerWorkflow:
         return await asyncio.shield(task)
 
     async def _withdraw(self, input: JoinerInput, plan: JoinerPlan) -> None:
-        """Undo the hire: the person never starts (DOMAIN.md: pre-hire withdrawn)."""
+        """Undo the hire: the person never starts (docs/domain.md#joiner: pre-hire withdrawn)."""
         self._report.phase("withdrawing", "hire withdrawn: undoing the pre-hire work")
         for task in self._inflight:
             try:
@@ -174,7 +160,7 @@ class JoinerWorkflow:
             return
         # Sign-in off first, whatever follows.
         await workflow.execute_activity(
-            ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+            graph_activity.set_account_enabled,
             SetAccountEnabledInput(user_id=user_id, enabled=False),
             **PROVISIONING,
         )
@@ -184,11 +170,11 @@ class JoinerWorkflow:
             # no birthright groups, app accounts inactive); the retention period still applies.
             # App accounts made only for this rehire are deleted.
             await asyncio.gather(
-                self._remove_groups(user_id, [g.group for g in plan.groups]),
+                steps.set_memberships(user_id, [g.group for g in plan.groups], present=False),
                 *(
-                    self._deactivate(app, input.employee_id)
+                    steps.deactivate_app_account(app, input.employee_id, self._report)
                     if app in input.existing_apps
-                    else self._delete_app_account(app, input.employee_id)
+                    else steps.delete_app_account(app, input.employee_id)
                     for app in apps
                 ),
             )
@@ -197,40 +183,15 @@ class JoinerWorkflow:
         # A person who never started has no history worth keeping: delete what this run created.
         await asyncio.gather(
             workflow.execute_activity(
-                ActivityNames.GRAPH_DELETE_USER, UserIdInput(user_id=user_id), **PROVISIONING
+                graph_activity.delete_user, UserIdInput(user_id=user_id), **PROVISIONING
             ),
-            *(self._delete_app_account(app, input.employee_id) for app in apps),
+            *(steps.delete_app_account(app, input.employee_id) for app in apps),
         )
         self._report.phase("withdrawn", "hire withdrawn: the accounts created for it are deleted")
 
-    async def _delete_app_account(self, app: str, employee_id: str) -> None:
-        await workflow.execute_activity(
-            ActivityNames.SCIM_DELETE_USER,
-            ScimUserKey(app=app, external_id=employee_id),
-            **PROVISIONING,
-        )
-
-    async def _remove_groups(self, user_id: str, groups: list[str]) -> None:
-        if groups:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
-                GroupMembershipInput(user_id=user_id, groups=groups, present=False),
-                **PROVISIONING,
-            )
-
-    async def _deactivate(self, app: str, employee_id: str) -> None:
-        try:
-            await workflow.execute_activity(
-                ActivityNames.SCIM_SET_ACTIVE,
-                SetScimActiveInput(app=app, external_id=employee_id, active=False),
-                **PROVISIONING,
-            )
-        except ActivityError as err:
-            self._report.warn(f"{app} account not deactivated: {err.cause or err}")
-
     async def _send_welcome(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
         await workflow.execute_activity(
-            ActivityNames.GRAPH_SEND_MAIL,
+            graph_activity.send_mail,
             SendMailInput(
                 sender=plan.mail_sender,
                 to_user_id=user.user_id,
@@ -252,42 +213,15 @@ class JoinerWorkflow:
             self._report.phase(phase, f"waiting: {details}")
             await workflow.sleep(delay)
 
-    async def _set_manager(self, user_id: str, manager_id: str | None) -> None:
-        if not manager_id:
-            return
-        try:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_SET_MANAGER,
-                SetManagerInput(user_id=user_id, manager_employee_id=manager_id),
-                **WAIT_FOR_MANAGER,
-            )
-            self._report.done(f"manager set to {manager_id}")
-        except ActivityError as err:
-            # A manager who never appears must not block the hire: record it for the operator.
-            self._report.warn(f"manager {manager_id} not set: {err.cause or err}")
-
     async def _grant_groups(self, user_id: str, groups: list[str]) -> None:
-        if not groups:
-            return
-        result: GroupMembershipResult = await workflow.execute_activity(
-            ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
-            GroupMembershipInput(user_id=user_id, groups=groups, present=True),
-            result_type=GroupMembershipResult,
-            **PROVISIONING,
-        )
-        self._report.done(f"member of {len(result.group_ids)} birthright groups")
+        result = await steps.set_memberships(user_id, groups, present=True)
+        if result is not None:
+            self._report.done(f"member of {len(result.group_ids)} birthright groups")
 
     async def _ensure_app_account(
         self, app: str, input: JoinerInput, user_name: str, active: bool, roles: list[str]
     ) -> None:
-        await workflow.execute_activity(
-            ActivityNames.SCIM_ENSURE_USER,
-            EnsureScimUserInput(
-                app=app, worker=input.worker, user_name=user_name, active=active, roles=roles
-            ),
-            result_type=ScimUserRef,
-            **PROVISIONING,
-        )
+        await steps.ensure_app_account(app, input.worker, user_name, active=active, roles=roles)
         self._report.done(f"{app} account {'active' if active else 'created inactive'}")
 
     async def _issue_tap(
@@ -299,7 +233,7 @@ class JoinerWorkflow:
             return None
         try:
             issued: TapIssued = await workflow.execute_activity(
-                ActivityNames.GRAPH_ISSUE_TAP_TO_MANAGER,
+                graph_activity.issue_temporary_access_pass_to_manager,
                 IssueTapToManagerInput(
                     user_id=user.user_id,
                     user_display_name=input.worker.display_name,
@@ -308,7 +242,6 @@ class JoinerWorkflow:
                     lifetime_minutes=plan.tap_lifetime_minutes,
                     mail_sender=plan.mail_sender,
                 ),
-                result_type=TapIssued,
                 **WAIT_FOR_MANAGER,
             )
         except ActivityError as err:

@@ -25,20 +25,19 @@ with workflow.unsafe.imports_passed_through():
         RetentionResult,
     )
     from domain.provisioning import (
-        ActivityNames,
         EmployeeIdInput,
-        GroupMembershipInput,
         LeaverPlan,
         LeaverPlanInput,
         Mailbox,
-        ScimUserKey,
         SendMailInput,
         SetAccountEnabledInput,
-        SetScimActiveInput,
         UserIdInput,
     )
+    from domain.stubs import graph as graph_activity
+    from domain.stubs import lifecycle as lifecycle_activity
+    from workflows import provisioning_steps as steps
     from workflows.progress import ProgressReporter
-    from workflows.retry import NOTICE, PROVISIONING
+    from workflows.retry import NOTICE, POLICY_LOOKUP, PROVISIONING
 
 
 @workflow.defn(name=LeaverContract.WORKFLOW)
@@ -53,15 +52,14 @@ class LeaverWorkflow:
     @workflow.run
     async def run(self, input: LeaverInput) -> LeaverResult:
         plan: LeaverPlan = await workflow.execute_local_activity(
-            ActivityNames.RESOLVE_LEAVER_PLAN,
+            lifecycle_activity.resolve_leaver_plan,
             LeaverPlanInput(employee_id=input.employee_id),
-            result_type=LeaverPlan,
-            start_to_close_timeout=timedelta(seconds=10),
+            **POLICY_LOOKUP,
         )
         # Sign-in first: whatever else is slow, the person cannot sign in any more.
         self._report.phase("disabling", "disabling the account")
         await workflow.execute_activity(
-            ActivityNames.GRAPH_SET_ACCOUNT_ENABLED,
+            graph_activity.set_account_enabled,
             SetAccountEnabledInput(user_id=input.user_id, enabled=False),
             **PROVISIONING,
         )
@@ -93,7 +91,7 @@ class LeaverWorkflow:
 
     async def _revoke_sessions(self, user_id: str) -> bool:
         await workflow.execute_activity(
-            ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS,
+            graph_activity.revoke_sign_in_sessions,
             UserIdInput(user_id=user_id),
             **PROVISIONING,
         )
@@ -101,28 +99,12 @@ class LeaverWorkflow:
         return True
 
     async def _remove_groups(self, user_id: str, groups: list[str]) -> bool:
-        if groups:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
-                GroupMembershipInput(user_id=user_id, groups=groups, present=False),
-                **PROVISIONING,
-            )
+        if await steps.set_memberships(user_id, groups, present=False) is not None:
             self._report.done(f"removed from {len(groups)} groups")
         return True
 
     async def _deactivate(self, app: str, employee_id: str) -> bool:
-        try:
-            await workflow.execute_activity(
-                ActivityNames.SCIM_SET_ACTIVE,
-                SetScimActiveInput(app=app, external_id=employee_id, active=False),
-                **PROVISIONING,
-            )
-        except ActivityError as err:
-            # Only non-retryable errors end up here (e.g. the account is already gone).
-            self._report.warn(f"{app} account not deactivated: {err.cause or err}")
-            return False
-        self._report.done(f"{app} account deactivated")
-        return True
+        return await steps.deactivate_app_account(app, employee_id, self._report)
 
     async def _tell_manager(self, input: LeaverInput, plan: LeaverPlan) -> str | None:
         if not input.manager_id:
@@ -130,14 +112,13 @@ class LeaverWorkflow:
             return None
         try:
             manager: Mailbox = await workflow.execute_activity(
-                ActivityNames.GRAPH_FIND_MAILBOX,
+                graph_activity.find_mailbox,
                 EmployeeIdInput(employee_id=input.manager_id),
-                result_type=Mailbox,
                 **NOTICE,
             )
             deletion = input.leave_at + timedelta(days=plan.retention_days)
             await workflow.execute_activity(
-                ActivityNames.GRAPH_SEND_MAIL,
+                graph_activity.send_mail,
                 SendMailInput(
                     sender=plan.mail_sender,
                     to_user_id=manager.user_id,
@@ -167,18 +148,11 @@ class RetentionWorkflow:
     @workflow.run
     async def run(self, input: RetentionInput) -> RetentionResult:
         workflow.set_current_details("deleting the accounts: retention period over")
-        deletes = [
-            workflow.execute_activity(
-                ActivityNames.SCIM_DELETE_USER,
-                ScimUserKey(app=app, external_id=input.employee_id),
-                **PROVISIONING,
-            )
-            for app in input.apps
-        ]
+        deletes = [steps.delete_app_account(app, input.employee_id) for app in input.apps]
         if input.user_id:
             deletes.append(
                 workflow.execute_activity(
-                    ActivityNames.GRAPH_DELETE_USER,
+                    graph_activity.delete_user,
                     UserIdInput(user_id=input.user_id),
                     **PROVISIONING,
                 )

@@ -8,13 +8,13 @@ readable run in Temporal UI.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from html import escape
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.holdings import ResourceKind
     from domain.mover import (
         FieldChange,
         GraceRemovalContract,
@@ -29,22 +29,18 @@ with workflow.unsafe.imports_passed_through():
         is_move,
     )
     from domain.provisioning import (
-        ActivityNames,
         EmployeeIdInput,
         EnsureGraphUserInput,
-        EnsureScimUserInput,
-        GraphUserRef,
-        GroupMembershipInput,
         Mailbox,
         MoverPlan,
         MoverPlanInput,
-        ScimUserRef,
         SendMailInput,
-        SetManagerInput,
-        SetScimActiveInput,
     )
+    from domain.stubs import graph as graph_activity
+    from domain.stubs import lifecycle as lifecycle_activity
+    from workflows import provisioning_steps as steps
     from workflows.progress import ProgressReporter
-    from workflows.retry import NOTICE, PROVISIONING, WAIT_FOR_MANAGER
+    from workflows.retry import NOTICE, POLICY_LOOKUP, PROVISIONING
 
 
 @workflow.defn(name=MoverContract.WORKFLOW)
@@ -61,10 +57,9 @@ class MoverWorkflow:
         worker = input.worker
         changes = changed_fields(input.old_worker, worker)
         plan: MoverPlan = await workflow.execute_local_activity(
-            ActivityNames.RESOLVE_MOVER_PLAN,
+            lifecycle_activity.resolve_mover_plan,
             MoverPlanInput(worker=worker),
-            result_type=MoverPlan,
-            start_to_close_timeout=timedelta(seconds=10),
+            **POLICY_LOOKUP,
         )
         delta = access_delta(
             input.access,
@@ -79,14 +74,13 @@ class MoverWorkflow:
         # The directory first: attributes (the account stays enabled: only active identities move).
         self._report.phase("updating", "updating the account's attributes")
         await workflow.execute_activity(
-            ActivityNames.GRAPH_ENSURE_USER,
+            graph_activity.ensure_user,
             EnsureGraphUserInput(
                 worker=worker,
                 upn_domain=plan.upn_domain,
                 account_enabled=True,
                 hire_date=input.hire_date,
             ),
-            result_type=GraphUserRef,
             **PROVISIONING,
         )
         self._report.done("graph attributes updated")
@@ -96,7 +90,11 @@ class MoverWorkflow:
         self._report.phase("granting", "granting the access the new attributes imply")
         old_manager = input.old_worker.manager_id if input.old_worker else None
         granted = {a.app for a in delta.apps}
-        kept = [a.target for a in delta.access if a.kind == "scim_app" and a.target not in granted]
+        kept = [
+            a.target
+            for a in delta.access
+            if a.kind == ResourceKind.SCIM_ACCOUNT and a.target not in granted
+        ]
         await asyncio.gather(
             self._set_manager(input.user_id, worker.manager_id, old_manager),
             self._groups(input.user_id, delta.add_groups, present=True),
@@ -120,7 +118,7 @@ class MoverWorkflow:
             changes=changes,
             access=delta.access,
             added=delta.add_groups
-            + [a.app for a in delta.apps if not _held(input, "scim_app", a.app)],
+            + [a.app for a in delta.apps if not _held(input, ResourceKind.SCIM_ACCOUNT, a.app)],
             removed=groups_off + apps_off,
             deferred=delta.deferred,
             cancelled=delta.cancelled,
@@ -129,25 +127,11 @@ class MoverWorkflow:
         )
 
     async def _set_manager(self, user_id: str, manager_id: str | None, old: str | None) -> None:
-        if not manager_id or manager_id == old:
-            return
-        try:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_SET_MANAGER,
-                SetManagerInput(user_id=user_id, manager_employee_id=manager_id),
-                **WAIT_FOR_MANAGER,
-            )
-            self._report.done(f"manager set to {manager_id}")
-        except ActivityError as err:
-            self._report.warn(f"manager {manager_id} not set: {err.cause or err}")
+        if manager_id != old:
+            await steps.set_manager(user_id, manager_id, self._report)
 
     async def _groups(self, user_id: str, groups: list[str], present: bool) -> bool:
-        if groups:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
-                GroupMembershipInput(user_id=user_id, groups=groups, present=present),
-                **PROVISIONING,
-            )
+        if await steps.set_memberships(user_id, groups, present) is not None:
             self._report.done(f"{'added to' if present else 'removed from'} {', '.join(groups)}")
         return True
 
@@ -156,38 +140,28 @@ class MoverWorkflow:
     ) -> None:
         # The account is found by externalId; its userName (the UPN) does not change with a move.
         # Roles the old attributes implied and the new ones do not are taken away (an app kept
-        # for a grace period passes no roles and so keeps its old ones until it goes).
+        # for a grace period passes no roles and so keeps its old ones until it goes), unless a
+        # package grants them too.
         held = {
-            r for a in input.access if a.kind == "scim_app" and a.target == app for r in a.roles
+            r
+            for a in input.access
+            if a.kind == ResourceKind.SCIM_ACCOUNT and a.target == app
+            for r in a.roles
         }
-        remove = sorted(held - set(roles)) if granted else []
-        await workflow.execute_activity(
-            ActivityNames.SCIM_ENSURE_USER,
-            EnsureScimUserInput(
-                app=app,
-                worker=input.worker,
-                user_name=input.user_principal_name,
-                active=True,
-                roles=roles,
-                remove_roles=remove,
-            ),
-            result_type=ScimUserRef,
-            **PROVISIONING,
+        kept = set(input.package_roles.get(app, []))
+        remove = sorted(held - set(roles) - kept) if granted else []
+        await steps.ensure_app_account(
+            app,
+            input.worker,
+            input.user_principal_name,
+            active=True,
+            roles=roles,
+            remove_roles=remove,
         )
         self._report.done(f"{app} account updated")
 
     async def _deactivate(self, app: str, employee_id: str) -> bool:
-        try:
-            await workflow.execute_activity(
-                ActivityNames.SCIM_SET_ACTIVE,
-                SetScimActiveInput(app=app, external_id=employee_id, active=False),
-                **PROVISIONING,
-            )
-        except ActivityError as err:
-            self._report.warn(f"{app} account not deactivated: {err.cause or err}")
-            return False
-        self._report.done(f"{app} account deactivated")
-        return True
+        return await steps.deactivate_app_account(app, employee_id, self._report)
 
     async def _tell_managers(
         self, input: MoverInput, plan: MoverPlan, changes: list[FieldChange]
@@ -215,13 +189,12 @@ class MoverWorkflow:
     async def _mail(self, manager_id: str, plan: MoverPlan, subject: str, body: str) -> bool:
         try:
             manager: Mailbox = await workflow.execute_activity(
-                ActivityNames.GRAPH_FIND_MAILBOX,
+                graph_activity.find_mailbox,
                 EmployeeIdInput(employee_id=manager_id),
-                result_type=Mailbox,
                 **NOTICE,
             )
             await workflow.execute_activity(
-                ActivityNames.GRAPH_SEND_MAIL,
+                graph_activity.send_mail,
                 SendMailInput(
                     sender=plan.mail_sender,
                     to_user_id=manager.user_id,
@@ -238,7 +211,7 @@ class MoverWorkflow:
         return True
 
 
-def _held(input: MoverInput, kind: str, target: str) -> bool:
+def _held(input: MoverInput, kind: ResourceKind, target: str) -> bool:
     return any(a.kind == kind and a.target == target for a in input.access)
 
 
@@ -250,22 +223,11 @@ class GraceRemovalWorkflow:
     async def run(self, input: GraceRemovalInput) -> GraceRemovalResult:
         workflow.set_current_details("grace period over: removing the old role's access")
         result = GraceRemovalResult()
-        if input.groups:
-            await workflow.execute_activity(
-                ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS,
-                GroupMembershipInput(user_id=input.user_id, groups=input.groups, present=False),
-                **PROVISIONING,
-            )
+        if await steps.set_memberships(input.user_id, input.groups, present=False) is not None:
             result.groups_removed = list(input.groups)
+        warnings = steps.Warnings(result.warnings)
         for app in input.apps:
-            try:
-                await workflow.execute_activity(
-                    ActivityNames.SCIM_SET_ACTIVE,
-                    SetScimActiveInput(app=app, external_id=input.employee_id, active=False),
-                    **PROVISIONING,
-                )
+            if await steps.deactivate_app_account(app, input.employee_id, warnings):
                 result.apps_deactivated.append(app)
-            except ActivityError as err:
-                result.warnings.append(f"{app} account not deactivated: {err.cause or err}")
         workflow.set_current_details("old access removed")
         return result

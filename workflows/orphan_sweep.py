@@ -12,13 +12,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.provisioning import ActivityNames
+    from domain.stubs import sweep as sweep_activity
     from domain.sweep import (
         GRAPH,
-        AccountInventory,
         DisableAccountInput,
         ListScimAccountsInput,
-        ManagedIdentities,
         OrphanSweepContract,
         OrphanSweepInput,
         SweepFinding,
@@ -40,18 +38,14 @@ class OrphanSweepWorkflow:
         )
         managed, graph, *apps = await asyncio.gather(
             workflow.execute_activity(
-                ActivityNames.SWEEP_LIST_MANAGED_IDENTITIES,
-                result_type=ManagedIdentities,
+                sweep_activity.list_managed_identities,
                 **INVENTORY,
             ),
-            workflow.execute_activity(
-                ActivityNames.SWEEP_LIST_GRAPH_ACCOUNTS, result_type=AccountInventory, **INVENTORY
-            ),
+            workflow.execute_activity(sweep_activity.list_graph_accounts, **INVENTORY),
             *(
                 workflow.execute_activity(
-                    ActivityNames.SWEEP_LIST_SCIM_ACCOUNTS,
+                    sweep_activity.list_scim_accounts,
                     ListScimAccountsInput(app=app),
-                    result_type=AccountInventory,
                     **INVENTORY,
                 )
                 for app in input.apps
@@ -75,15 +69,16 @@ class OrphanSweepWorkflow:
     async def _disable(self, finding: SweepFinding) -> str | None:
         """Disable one account; a failure is reported, not fatal, so the others still happen."""
         account = finding.account
-        name = (
-            ActivityNames.SWEEP_DISABLE_GRAPH_ACCOUNT
-            if account.system == GRAPH
-            else ActivityNames.SWEEP_DEACTIVATE_SCIM_ACCOUNT
-        )
+        disable = DisableAccountInput(system=account.system, id=account.id)
         try:
-            await workflow.execute_activity(
-                name, DisableAccountInput(system=account.system, id=account.id), **SWEEP_CHANGE
-            )
+            if account.system == GRAPH:
+                await workflow.execute_activity(
+                    sweep_activity.disable_graph_account, disable, **SWEEP_CHANGE
+                )
+            else:
+                await workflow.execute_activity(
+                    sweep_activity.deactivate_scim_account, disable, **SWEEP_CHANGE
+                )
         except ActivityError as err:
             return f"{account.system} {account.id} ({account.employee_id}): {err.cause or err}"
         return None

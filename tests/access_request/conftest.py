@@ -1,6 +1,6 @@
 """One organisation for the access request tests, hired once for the package: identity ids are global
 in the time-skipping test namespace, so the approval tests and the granted-access tests share it.
-Each test uses its own requesters (E1..E18) so their requests and holdings never meet."""
+Each test uses its own requesters (E1..E26) so their requests and holdings never meet."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.support.fake_directory import FakeDirectory
 # M0 runs the company; M1 manages the requesters E1..; the rest are approvers named by the policy.
 TOP = ["M0"]
 PEERS = ["M1", "A1", "Q1", "Q2", "Q3", "ALT1", "OWNER", "ADMIN"]
-REQUESTERS = [f"E{i}" for i in range(1, 19)]
+REQUESTERS = [f"E{i}" for i in range(1, 27)]
 
 
 @pytest.fixture(scope="package")

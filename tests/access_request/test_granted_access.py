@@ -17,13 +17,13 @@ from domain.access_request import (
     AccessRequestContract,
     Actor,
     CancelInput,
-    Decision,
     ExtendInput,
     Refusal,
     RequestStatus,
     RevokeInput,
     UpdateAnswer,
 )
+from domain.approval.contract import Decision
 from tests.support.access import (
     DAY,
     MINUTE,

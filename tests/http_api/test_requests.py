@@ -21,10 +21,10 @@ from audit.store import AccessRecordStore
 from domain.access_request import (
     RequestStatus,
     RequestView,
-    StageView,
     StoryEntry,
     request_workflow_id,
 )
+from domain.approval.contract import StageView
 from domain.policy_file import DEFAULT_POLICY_PATH, PolicyFileError
 from tests.support.access_api import (
     ADMIN,

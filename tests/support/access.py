@@ -19,20 +19,19 @@ from temporalio.worker import Worker
 
 from activities.access import AccessActivities
 from activities.audit import AccessRecordActivities
-from activities.policy import PolicyActivities
 from audit.store import AccessRecordStore
 from domain.access_request import (
     AccessRequestContract,
     AccessRequestInput,
     Actor,
     DecideInput,
-    Decision,
     RecordRequestInput,
     RequestStatus,
     RequestView,
     UpdateAnswer,
     request_workflow_id,
 )
+from domain.approval.contract import Decision
 from domain.audit import AuditActivityNames
 from domain.events import EventType, HrEvent, WorkerRecord
 from domain.identity import LifecycleStage
@@ -41,7 +40,7 @@ from domain.policy_file import load_policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, details, lifecycle_activities, until
-from workflows.access_request import AccessRequestWorkflow
+from workers import registry
 
 ACCESS_POLICY_PATH = Path(__file__).with_name("access_policy.yaml")
 
@@ -205,21 +204,12 @@ async def access_worker(
     store = AccessRecordStore(store_path)
     access = AccessActivities(env.client, directory)
     record = HeldRecord(store)
-    plans = PolicyActivities(policy)
     harness = AccessHarness(env, queue, directory, store, {}, [], record)
     async with Worker(
         env.client,
         task_queue=queue,
-        workflows=[*LIFECYCLE_WORKFLOWS, AccessRequestWorkflow],
-        activities=[
-            *lifecycle_activities(policy, directory),
-            plans.resolve_access_plan,
-            access.load_beneficiary,
-            access.reserve,
-            access.resolve_approvers,
-            access.notify,
-            record.record_request,
-        ],
+        workflows=[*LIFECYCLE_WORKFLOWS, *registry.ACCESS_WORKFLOWS],
+        activities=lifecycle_activities(policy, directory, access, record.record_request),
     ):
         yield harness
         # Timers left running would fire later with no worker and stall time skipping.

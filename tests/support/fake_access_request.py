@@ -21,18 +21,17 @@ with workflow.unsafe.imports_passed_through():
         AccessRequestInput,
         CancelInput,
         DecideInput,
-        Decision,
         ExtendInput,
         Refusal,
         RefusedAttempt,
         RequestStatus,
         RequestView,
         RevokeInput,
-        StageView,
         StoryEntry,
         StoryKind,
         UpdateAnswer,
     )
+    from domain.approval.contract import Decision, StageView
 
 FAKE_APPROVER = "E0900"
 FAKE_EXTENSION_LIMIT = timedelta(days=60)

@@ -18,29 +18,17 @@ from domain.identity import IdentityContract, IdentityState
 from domain.policy import Policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
-from workflows.leaver import LeaverWorkflow, RetentionWorkflow
-from workflows.mover import GraceRemovalWorkflow, MoverWorkflow
+from workers import registry
 
-LIFECYCLE_WORKFLOWS: list[type] = [
-    IdentityWorkflow,
-    JoinerWorkflow,
-    LeaverWorkflow,
-    RetentionWorkflow,
-    MoverWorkflow,
-    GraceRemovalWorkflow,
-]
+LIFECYCLE_WORKFLOWS: list[type] = registry.LIFECYCLE_WORKFLOWS
 
 
-def lifecycle_activities(policy: Policy, directory: FakeDirectory) -> list[Any]:
-    plans = PolicyActivities(policy)
-    return [
-        plans.resolve_joiner_plan,
-        plans.resolve_leaver_plan,
-        plans.resolve_mover_plan,
-        *directory.activities(),
-    ]
+def lifecycle_activities(policy: Policy, directory: FakeDirectory, *more: object) -> list[Any]:
+    """The policy, the fake directory in place of Graph and SCIM, and any `more` activity
+    sources, through the worker's registry (what is not wired here fails at once)."""
+    return registry.activities(
+        PolicyActivities(policy), *directory.activities(), *more, complete=False
+    )
 
 
 Send = Callable[[HrEvent], Awaitable[WorkflowHandle]]

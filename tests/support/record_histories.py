@@ -31,6 +31,7 @@ from domain.access_request import (
     ExtendInput,
     RequestStatus,
     RequestView,
+    RevokeInput,
     UpdateAnswer,
 )
 from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
@@ -191,7 +192,7 @@ async def _record_access(env: WorkflowEnvironment, store: Path) -> dict[str, str
         await org.hire("RM0")
         for person in ("RM1", "A1", "ALT1"):
             await org.hire(person, manager_id="RM0")
-        for person in ("RA1", "RA2", "RA3", "RA4", "RA5"):
+        for person in ("RA1", "RA2", "RA3", "RA4", "RA5", "RA6"):
             await org.hire(person, manager_id="RM1")
         names: dict[str, str] = {}
 
@@ -253,6 +254,21 @@ async def _record_access(env: WorkflowEnvironment, store: Path) -> dict[str, str
         names["access-request-revoked-by-leaver"] = held.id
         names["access-request-cancelled-by-leaver"] = pending.id
         names["identity-RA5-leaver-with-package"] = identity_workflow_id("RA5")
+
+        # RA6 (Finance) holds Ledger Readers by birthright and through a package; an administrator
+        # revokes the package: the identity's ledger keeps the group (the ledger-release patch).
+        shared = await org.request("ledger-read", "RA6")
+        await until_status(shared, RequestStatus.GRANTED)
+        await org.update(
+            shared,
+            AccessRequestContract.UPDATE_REVOKE,
+            RevokeInput(actor=Actor(employee_id="ADMIN"), reason="no longer needed"),
+        )
+        await until_status(shared, RequestStatus.REVOKED)
+        await _wait_closed(env.client, shared.id)
+        await until(org.identities["RA6"], lambda s: not s.packages, "RA6's package released")
+        names["access-request-revoke-keeps-birthright"] = shared.id
+        names["identity-RA6-ledger-release"] = identity_workflow_id("RA6")
 
         # Saved before access_worker terminates what is still running (RA2's grant, identities).
         return {

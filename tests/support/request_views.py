@@ -10,7 +10,8 @@ from typing import Any
 from rich.console import Console
 
 from cli.requests_cmd import render_request
-from domain.access_request import RequestStatus, RequestView, StageView, StoryEntry
+from domain.access_request import RequestStatus, RequestView, StoryEntry
+from domain.approval.contract import StageView
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 REQUEST_ID = "access-request-E1002-production-db-read-3f2a9c1b0d"

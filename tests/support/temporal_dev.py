@@ -3,7 +3,9 @@
     async with temporal_dev_server() as env:
         client = env.client   # pydantic data converter, like the workers and the API
 
-Every call gets its own free port and in-memory store; leaving the block stops the server.
+Every call gets its own free port and in-memory store; leaving the block stops the server. The
+search attributes are registered once it answers, by the function `tenure temporal setup` and the
+local stack use (`search_attributes=()` leaves the namespace bare, as a new one is).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from connection.search_attributes_setup import ensure_search_attributes
 from domain import search_attributes
 
-# The Keyword search attributes the local stack registers (DESIGN.md, "Temporal visibility").
+# What the workflows write (docs/architecture.md#temporal-visibility); registered by default.
 TENURE_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = search_attributes.ALL
 
-# RECIPES.md: WAL roughly doubles the dev server's throughput on SQLite.
+# docs/platform-notes.md#dev-server-on-sqlite: WAL roughly doubles the dev server's throughput on SQLite.
 FAST_SQLITE_ARGS: tuple[str, ...] = (
     "--sqlite-pragma",
     "journal_mode=wal",
@@ -64,12 +67,13 @@ async def temporal_dev_server(
         data_converter=data_converter,
         ip="127.0.0.1",
         ui=ui,
-        search_attributes=search_attributes,
         dev_server_existing_path=temporal_cli_path(),
         dev_server_database_filename=str(database_file) if database_file else None,
         dev_server_extra_args=args,
     )
     try:
+        if search_attributes:
+            await ensure_search_attributes(env.client, namespace, search_attributes)
         yield env
     finally:
         await env.shutdown()

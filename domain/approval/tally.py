@@ -1,18 +1,17 @@
-"""One approval stage as data: who may decide, what has been decided, and what that adds up to.
+"""What has been decided on one stage, who may still decide, and what that adds up to.
 
-Pure functions, so quorum, refusal and timeline rules are unit-tested without Temporal; the request
-workflow keeps a `StageTally` per open stage and asks these functions what to do.
+Pure functions, so quorum and refusal rules are unit-tested without Temporal; the engine keeps a
+`StageTally` per open stage and asks these functions what to do.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from domain.access_policy import ApprovalStage, EscalationMode, Require, describe_duration
-from domain.access_request import Decision
+from domain.approval.contract import Decision
+from domain.approval.stages import ApprovalStage, EscalationMode, Require
 
 
 class StageOutcome(StrEnum):
@@ -41,12 +40,23 @@ def require_text(stage: ApprovalStage) -> str:
     return stage.require.value if isinstance(stage.require, Require) else str(stage.require)
 
 
+def needs_text(require: str) -> str:
+    """What a stage needs, in words: for its story, its status line and its mails."""
+    if require == Require.FIRST.value:
+        return "the first decision"
+    if require == Require.ALL.value:
+        return "everyone's approval"
+    return f"{require} approvals"
+
+
 def decision_refusal(
-    tally: StageTally, actor_id: str, requester_id: str, beneficiary_id: str
+    tally: StageTally, actor_id: str, own_people: list[str], own_refusal: str
 ) -> str | None:
-    """Why `actor_id` may not decide this stage now, or None."""
-    if actor_id in (requester_id, beneficiary_id):
-        return "you cannot decide on a request for your own access or one you made"
+    """Why `actor_id` may not decide this stage now, or None. `own_people` may never decide on
+    their own subject (`own_refusal` says so in the subject's words), even when a source names
+    them."""
+    if actor_id in own_people:
+        return own_refusal
     if actor_id in tally.decided:
         return "you have already decided on this stage"
     if actor_id in tally.replaced:
@@ -99,73 +109,3 @@ def escalate(tally: StageTally, alternates: list[str], mode: EscalationMode) -> 
         approvers = [*tally.approvers, *(a for a in alternates if a not in tally.approvers)]
     still_replaced = [a for a in [*tally.replaced, *replaced] if a not in approvers]
     return tally.model_copy(update={"approvers": approvers, "replaced": still_replaced})
-
-
-class TimelineKind(StrEnum):
-    REMINDER = "reminder"
-    ESCALATION = "escalation"
-    DEADLINE = "deadline"
-
-
-class TimelinePoint(BaseModel):
-    at: datetime
-    kind: TimelineKind
-    index: int  # which reminder or escalation level
-    text: str
-
-
-def stage_timeline(stage: ApprovalStage, opened_at: datetime) -> list[TimelinePoint]:
-    """Everything that happens to an undecided stage, in time order (ties: escalations first,
-    so a reminder at the same moment reaches the alternates too)."""
-    points = [
-        TimelinePoint(
-            at=opened_at + stage.deadline - lead,
-            kind=TimelineKind.REMINDER,
-            index=i,
-            text=f"reminder {describe_duration(lead)} before the deadline",
-        )
-        for i, lead in enumerate(stage.reminders)
-    ]
-    points += [
-        TimelinePoint(
-            at=opened_at + level.after,
-            kind=TimelineKind.ESCALATION,
-            index=i,
-            text=f"escalation level {i + 1} after {describe_duration(level.after)}",
-        )
-        for i, level in enumerate(stage.escalations)
-    ]
-    points.append(
-        TimelinePoint(
-            at=opened_at + stage.deadline,
-            kind=TimelineKind.DEADLINE,
-            index=0,
-            text=f"deadline after {describe_duration(stage.deadline)}",
-        )
-    )
-    order = {TimelineKind.ESCALATION: 0, TimelineKind.REMINDER: 1, TimelineKind.DEADLINE: 2}
-    return sorted(points, key=lambda p: (p.at, order[p.kind]))
-
-
-def fallback_timeline(stage: ApprovalStage, opened_at: datetime) -> list[TimelinePoint]:
-    """After an escalate-on-timeout: the fallback approvers' own deadline (a reminder halfway)."""
-    half = stage.fallback_deadline / 2
-    return [
-        TimelinePoint(
-            at=opened_at + half,
-            kind=TimelineKind.REMINDER,
-            index=0,
-            text=f"reminder {describe_duration(stage.fallback_deadline - half)} before the fallback deadline",
-        ),
-        TimelinePoint(
-            at=opened_at + stage.fallback_deadline,
-            kind=TimelineKind.DEADLINE,
-            index=1,
-            text=f"fallback deadline after {describe_duration(stage.fallback_deadline)}",
-        ),
-    ]
-
-
-def expiry_reminders(end: datetime, granted_at: datetime, leads: list[timedelta]) -> list[datetime]:
-    """Reminder times before `end`, skipping any that fall before the grant itself."""
-    return sorted(end - lead for lead in leads if end - lead > granted_at)

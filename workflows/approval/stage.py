@@ -1,91 +1,60 @@
-"""One approval stage run inside the request workflow: approvers, reminders, escalation, timeout.
+"""One approval stage on durable timers: approvers, reminders, escalation levels, timeout.
 
 Deterministic workflow code. Who may decide and what decisions add up to are pure functions in
-domain/approval.py; this module adds time (the stage's timeline on durable timers) and the side
-effects the host workflow performs for it (resolving approvers, mail, the record).
+domain/approval; this module adds time (the stage's timeline) and the side effects it asks of its
+host (resolving approvers, mail worded by the subject, the record).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from html import escape
-from typing import Any, Protocol
 
 from temporalio import workflow
 
+from workflows.approval.host import ApprovalHost, ApprovalResult
+
 with workflow.unsafe.imports_passed_through():
-    from domain.access_policy import (
-        ApprovalStage,
-        ApproverSource,
-        EscalationMode,
-        TimeoutOutcome,
-        describe_duration,
-    )
-    from domain.access_request import (
+    from domain.approval.contract import (
         SYSTEM,
-        AccessActivityNames,
-        AccessPlan,
-        AccessRequestInput,
         Decision,
-        NotifyResult,
         ResolveApproversInput,
         ResolvedApprovers,
         StageView,
-        StoryKind,
     )
-    from domain.approval import (
+    from domain.approval.stages import ApprovalStage, ApproverSource, EscalationMode, TimeoutOutcome
+    from domain.approval.subject import ApprovalSubject, AskKind, StageAsk
+    from domain.approval.tally import (
         StageOutcome,
         StageTally,
-        TimelineKind,
-        TimelinePoint,
+        decision_refusal,
         escalate,
-        fallback_timeline,
+        needs_text,
         outcome,
         record_decision,
         require_text,
+    )
+    from domain.approval.timeline import (
+        TimelineKind,
+        TimelinePoint,
+        fallback_timeline,
         stage_timeline,
     )
-    from workflows.retry import PROVISIONING
+    from domain.policy_values import describe_duration
 
 
-class ChainResult(StrEnum):
-    APPROVED = "approved"
-    DENIED = "denied"
-    # Cancelled, the person left, or (for an extension) the access ended first.
-    INTERRUPTED = "interrupted"
-
-
-class ChainHost(Protocol):
-    """What a stage needs from the request workflow running it."""
-
-    @property
-    def plan(self) -> AccessPlan: ...
-    @property
-    def request(self) -> AccessRequestInput: ...
-    @property
-    def beneficiary_manager_id(self) -> str | None: ...
-    def wakes(self) -> int: ...
-    def interrupted(self, hard_stop: datetime | None) -> bool: ...
-    def stage_opened(self, view: StageView) -> None: ...
-    def tell(
-        self, kind: StoryKind, actor: str, text: str, at: datetime | None = None, **data: Any
-    ) -> None: ...
-    async def sleep_until(self, at: datetime | None, what: str) -> bool: ...
-    async def notify(self, to: list[str], subject: str, html: str) -> NotifyResult | None: ...
-    async def record(self) -> None: ...
-
-
-class ApprovalChain:
+class StageRun:
     def __init__(
         self,
-        host: ChainHost,
+        host: ApprovalHost,
+        subject: ApprovalSubject,
         stage: ApprovalStage,
         index: int,
         round: str,
         hard_stop: datetime | None,
     ) -> None:
         self._host = host
+        self._subject = subject
+        self._context = subject.approver_context()
         self._stage = stage
         self._index = index
         self._round = round
@@ -96,7 +65,12 @@ class ApprovalChain:
         self._timeline: list[TimelinePoint] = []
         self._fallback_used = False
 
-    # ---- decisions (called from the workflow's validated update handler) ----------------------
+    # ---- decisions (from the host's validated update handler) ---------------------------------
+
+    def refusal(self, actor_id: str) -> str | None:
+        return decision_refusal(
+            self.tally, actor_id, self._context.own_people, self._subject.own_refusal()
+        )
 
     def decide(self, actor: str, decision: Decision, comment: str) -> str:
         self.tally = record_decision(self.tally, actor, decision)
@@ -118,7 +92,7 @@ class ApprovalChain:
 
     # ---- the stage's life ---------------------------------------------------------------------
 
-    async def run(self) -> ChainResult:
+    async def run(self) -> ApprovalResult:
         host = self._host
         opened = workflow.now()
         resolved = await self._resolve(self._stage.approvers)
@@ -146,18 +120,20 @@ class ApprovalChain:
             empty_sources=resolved.empty_sources,
             deadline=self.view.deadline.isoformat(),
         )
-        await self._ask(resolved.employee_ids, "Decision needed")
+        await self._ask(resolved.employee_ids, AskKind.ASK)
         await host.record()
 
         while True:
             result = outcome(self.tally, self._more_may_come())
             if result is not None:
                 return self._close(
-                    ChainResult.APPROVED if result is StageOutcome.APPROVED else ChainResult.DENIED,
+                    ApprovalResult.APPROVED
+                    if result is StageOutcome.APPROVED
+                    else ApprovalResult.DENIED,
                     result.value,
                 )
             if host.interrupted(self._hard_stop):
-                return self._close(ChainResult.INTERRUPTED, "withdrawn")
+                return self._close(ApprovalResult.INTERRUPTED, "withdrawn")
             point = self._timeline[0]
             wake_at = point.at if self._hard_stop is None else min(point.at, self._hard_stop)
             if await host.sleep_until(wake_at, point.text):
@@ -171,7 +147,7 @@ class ApprovalChain:
                 return finished
             await host.record()
 
-    async def _on_time(self, point: TimelinePoint) -> ChainResult | None:
+    async def _on_time(self, point: TimelinePoint) -> ApprovalResult | None:
         host, stage = self._host, self._stage
         fired = workflow.now()
         if point.kind is TimelineKind.REMINDER:
@@ -179,7 +155,7 @@ class ApprovalChain:
             host.tell(
                 "reminder", SYSTEM, f"reminded {', '.join(waiting) or 'nobody'}", stage=self._index
             )
-            await self._ask(waiting, "Reminder: decision needed")
+            await self._ask(waiting, AskKind.REMINDER)
             return None
         if point.kind is TimelineKind.ESCALATION:
             level = stage.escalations[point.index]
@@ -190,14 +166,14 @@ class ApprovalChain:
         # The deadline.
         if self._fallback_used or stage.on_timeout is TimeoutOutcome.DENY:
             host.tell("timeout", SYSTEM, f"{self._name}: nobody decided in time; denied by policy")
-            return self._close(ChainResult.DENIED, "timed out: denied")
+            return self._close(ApprovalResult.DENIED, "timed out: denied")
         if stage.on_timeout is TimeoutOutcome.APPROVE:
             host.tell(
                 "timeout",
                 SYSTEM,
                 f"{self._name}: nobody decided in time; approved by policy (no reviewer)",
             )
-            return self._close(ChainResult.APPROVED, "timed out: approved by policy")
+            return self._close(ApprovalResult.APPROVED, "timed out: approved by policy")
         self._fallback_used = True
         now = workflow.now()
         assert self.view is not None
@@ -230,7 +206,7 @@ class ApprovalChain:
             added=added,
             replaced=self.tally.replaced,
         )
-        await self._ask(added, "Escalated: decision needed")
+        await self._ask(added, AskKind.ESCALATION)
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -240,14 +216,9 @@ class ApprovalChain:
         return levels or fallback
 
     def _needs(self) -> str:
-        require = self.tally.require
-        if require == "first":
-            return "the first decision"
-        if require == "all":
-            return "everyone's approval"
-        return f"{require} approvals"
+        return needs_text(self.tally.require)
 
-    def _close(self, result: ChainResult, text: str) -> ChainResult:
+    def _close(self, result: ApprovalResult, text: str) -> ApprovalResult:
         assert self.view is not None
         self.view.outcome = text
         self._host.tell(
@@ -267,33 +238,25 @@ class ApprovalChain:
             self.view.denied_by = list(self.tally.denied_by)
 
     async def _resolve(self, sources: list[ApproverSource]) -> ResolvedApprovers:
-        request = self._host.request
-        return await workflow.execute_activity(
-            AccessActivityNames.RESOLVE_APPROVERS,
+        context = self._context
+        return await self._host.resolve_approvers(
             ResolveApproversInput(
                 sources=sources,
-                beneficiary_manager_id=self._host.beneficiary_manager_id,
-                owners=self._host.plan.owners,
-                exclude=[request.requester_id, request.beneficiary_id],
-            ),
-            result_type=ResolvedApprovers,
-            **PROVISIONING,
+                beneficiary_manager_id=context.manager_id,
+                owners=context.owners,
+                exclude=context.own_people,
+            )
         )
 
-    async def _ask(self, approvers: list[str], subject: str) -> None:
+    async def _ask(self, approvers: list[str], kind: AskKind) -> None:
         if not approvers or self.view is None:
             return
-        plan, request = self._host.plan, self._host.request
-        await self._host.notify(
-            approvers,
-            f"{subject}: {plan.display_name} for {request.beneficiary_id}",
-            f"<p>{request.requester_id} asks for <b>{escape(plan.display_name)}</b> for "
-            f"{request.beneficiary_id}: "
-            f"{escape(request.justification or '(no justification)')}</p>"
-            f"<p>{self._name} needs {self._needs()} by {self.view.deadline:%Y-%m-%d %H:%M} UTC. "
-            f"Decide with <code>tenure requests approve {workflow.info().workflow_id}</code> "
-            "(or deny).</p>",
+        mail = self._subject.ask_mail(
+            StageAsk(
+                kind=kind, stage_name=self._name, needs=self._needs(), deadline=self.view.deadline
+            )
         )
+        await self._host.notify(approvers, mail.subject, mail.html)
 
     def describe(self) -> str:
         if self.view is None:

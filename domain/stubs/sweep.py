@@ -1,0 +1,46 @@
+"""The orphan sweep's activities (implemented by activities/sweep.py)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from domain.provisioning import ActivityNames
+from domain.sweep import (
+    AccountInventory,
+    DisableAccountInput,
+    ListScimAccountsInput,
+    ManagedIdentities,
+)
+
+__all__ = [
+    "deactivate_scim_account",
+    "disable_graph_account",
+    "list_graph_accounts",
+    "list_managed_identities",
+    "list_scim_accounts",
+]
+
+
+@activity.defn(name=ActivityNames.SWEEP_LIST_GRAPH_ACCOUNTS)
+async def list_graph_accounts() -> AccountInventory:
+    raise NotImplementedError
+
+
+@activity.defn(name=ActivityNames.SWEEP_LIST_SCIM_ACCOUNTS)
+async def list_scim_accounts(input: ListScimAccountsInput) -> AccountInventory:
+    raise NotImplementedError
+
+
+@activity.defn(name=ActivityNames.SWEEP_LIST_MANAGED_IDENTITIES)
+async def list_managed_identities() -> ManagedIdentities:
+    raise NotImplementedError
+
+
+@activity.defn(name=ActivityNames.SWEEP_DISABLE_GRAPH_ACCOUNT)
+async def disable_graph_account(input: DisableAccountInput) -> None:
+    raise NotImplementedError
+
+
+@activity.defn(name=ActivityNames.SWEEP_DEACTIVATE_SCIM_ACCOUNT)
+async def deactivate_scim_account(input: DisableAccountInput) -> None:
+    raise NotImplementedError
