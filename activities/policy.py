@@ -5,10 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.access_plan import UnknownPackage, access_plan
-from domain.access_request import AccessActivityNames, AccessPlan, AccessPlanInput
-from domain.birthright import joiner_plan, leaver_plan, mover_plan
-from domain.policy import Policy
+from domain.access.plan import UnknownPackage, access_plan
+from domain.access.request import AccessActivityNames, AccessPlan, AccessPlanInput
+from domain.lifecycle.birthright import joiner_plan, leaver_plan, mover_plan
+from domain.policy.model import Policy
 from domain.provisioning import (
     ActivityNames,
     JoinerPlan,

@@ -12,7 +12,7 @@ from api.app import create_app
 from api.server import server_config
 from api.settings import ApiSettings, SettingsError
 from audit.store import AccessRecordError
-from domain.policy_file import PolicyFileError
+from domain.policy.file import PolicyFileError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,7 @@ from api.access_services import (
 )
 from api.caller import Caller
 from api.problems import ProblemException
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     Actor,
     CancelInput,

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.access_request import RequestStatus, RequestView
+from domain.access.request import RequestStatus, RequestView
 from domain.approval.contract import Decision, StageView
 from domain.inbound import ApiTimestamp, api_text, free_text
-from domain.policy_values import EmployeeId
+from domain.policy.values import EmployeeId
 
 # What people type: line breaks allowed, control and bidirectional characters refused.
 Justification = Annotated[str, free_text(2000)]

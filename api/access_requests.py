@@ -48,15 +48,15 @@ from api.access_services import (
     temporal_of,
 )
 from api.caller import Caller
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     AccessRequestInput,
     RequestStatus,
     RequestView,
     request_workflow_id,
 )
-from domain.access_rules import answer_errors, requested_end_error
-from domain.policy import Policy
+from domain.access.rules import answer_errors, requested_end_error
+from domain.policy.model import Policy
 from domain.search_attributes import EMPLOYEE_ID
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from api.problems import ProblemException
 from api.query_params import only_declared_query_parameters
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore
-from domain.policy import Policy
-from domain.policy_file import load_policy
+from domain.policy.file import load_policy
+from domain.policy.model import Policy
 
 ACCESS_PREFIX = "/v1/access"
 # Every request's workflow id starts so (`request_workflow_id`); anything else is not a request, and

@@ -44,8 +44,8 @@ from api.routes import allowed_methods
 from api.settings import ApiSettings
 from connection.temporal import connect, temporal_is_healthy
 from domain.audit import AccessChange
-from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
-from domain.policy import Policy
+from domain.lifecycle.events import MAX_EVENTS_PER_BATCH, HrEvent
+from domain.policy.model import Policy
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from api.problems import ProblemException
 from audit.store import AccessRecordStore
 from domain.audit import AccessChange
 from domain.inbound import ApiTimestamp
-from domain.policy_values import EmployeeId
+from domain.policy.values import EmployeeId
 
 AUDIT_PREFIX = "/v1/audit"
 NDJSON = "application/x-ndjson"

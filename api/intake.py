@@ -24,9 +24,14 @@ from api.json_body import (
     validation_errors,
 )
 from audit.store import AccessRecordStore, ReceivedHrEvent
-from domain.events import MAX_EVENTS_PER_BATCH, HrEvent, event_digest, identity_workflow_id
-from domain.identity import IdentityContract, IdentityWorkflowInput, LifecycleStage
 from domain.inbound import INBOUND, character_problem
+from domain.lifecycle.events import (
+    MAX_EVENTS_PER_BATCH,
+    HrEvent,
+    event_digest,
+    identity_workflow_id,
+)
+from domain.lifecycle.identity import IdentityContract, IdentityWorkflowInput, LifecycleStage
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 
 # Registered by the local stack (docs/architecture.md#temporal-visibility); ids and stages only, no PII.

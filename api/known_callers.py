@@ -25,8 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.access_problems import temporal_unavailable
 from api.caller import Caller
 from api.problems import ProblemException
-from domain.events import EMPLOYEE_ID_PATTERN, identity_workflow_id
-from domain.identity import LifecycleStage
+from domain.lifecycle.events import EMPLOYEE_ID_PATTERN, identity_workflow_id
+from domain.lifecycle.identity import LifecycleStage
 from domain.search_attributes import LIFECYCLE_STAGE
 
 KNOWN_TTL_S = 300.0

@@ -12,8 +12,8 @@ from sqlalchemy.engine import URL
 from api.caller import TokenSettings
 from audit.store import URL_VAR, AccessRecordError, record_url_from_env
 from connection.temporal import TemporalSettings, TemporalSettingsError
-from domain.identity import IdentityContract
-from domain.policy_file import DEFAULT_POLICY_PATH, policy_path_from_env
+from domain.lifecycle.identity import IdentityContract
+from domain.policy.file import DEFAULT_POLICY_PATH, policy_path_from_env
 
 
 class SettingsError(ValueError):

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, Select, or_, select, tuple_
 
 from audit.schema import access_changes, requests, story_lines, waiting_approvers
 from audit.writes import CHUNK
-from domain.access_request import RequestStatus, RequestView, StoryEntry
+from domain.access.request import RequestStatus, RequestView, StoryEntry
 
 
 def get_request(conn: Connection, request_id: str) -> RequestView | None:

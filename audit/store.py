@@ -9,7 +9,7 @@ in `audit/reads.py`, and opening a store migrates the record to the newest schem
 releases before Alembic.
 
 Two writers share the record: the worker (requests and access changes, through the activities in
-`activities/audit.py`) and the API (the HR events it takes); any number of readers (the API, the
+`activities/record.py`) and the API (the HR events it takes); any number of readers (the API, the
 CLI) read it. On SQLite the file runs in WAL mode, so readers never block the writer nor each
 other, and the writes of one process queue on a lock here. Every call takes a pooled connection
 and gives it back, so a store object may be used from any thread (`asyncio.to_thread`). The
@@ -48,7 +48,7 @@ from audit.location import (
 )
 from audit.migrate import migrate
 from audit.model import AccessRecordError, HrEventConflict, ReceivedHrEvent
-from domain.access_request import RequestView
+from domain.access.request import RequestView
 from domain.audit import AccessChange
 
 __all__ = [

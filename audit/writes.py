@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.model import HrEventConflict, ReceivedHrEvent
 from audit.schema import access_changes, hr_events, requests, story_lines, waiting_approvers
-from domain.access_request import RequestView
+from domain.access.request import RequestView
 from domain.audit import AccessChange, access_changes_from_view
 
 # Ids per IN (...) list: well under SQLite's limit of bound parameters.

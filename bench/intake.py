@@ -28,7 +28,7 @@ from api.app import create_app
 from api.intake import parse_intake
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore, ReceivedHrEvent
-from domain.events import HrEvent, event_digest
+from domain.lifecycle.events import HrEvent, event_digest
 from tests.support.asgi_server import serving
 from tests.support.temporal_dev import temporal_dev_server
 

@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from connection.temporal import TemporalSettings, connect
-from domain.joiner import joiner_workflow_id
+from domain.lifecycle.joiner import joiner_workflow_id
 from stack.launcher import launched_stack
 
 GROUP_COUNTS = (1, 10, 40)

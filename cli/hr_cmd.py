@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from domain.events import MAX_EVENTS_PER_BATCH
+from domain.lifecycle.events import MAX_EVENTS_PER_BATCH
 from stack.stack_file import read_stack_file
 
 EVENTS_PATH = "/v1/hr/events"

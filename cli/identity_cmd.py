@@ -15,10 +15,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cli.temporal_target import temporal_settings
 from connection.temporal import connect
-from domain import ledger
-from domain.events import identity_workflow_id
-from domain.identity import IdentityContract, IdentityState, ScheduledChange
-from domain.joiner import JoinerContract, JoinerProgress
+from domain.lifecycle import ledger
+from domain.lifecycle.events import identity_workflow_id
+from domain.lifecycle.identity import IdentityContract, IdentityState, ScheduledChange
+from domain.lifecycle.joiner import JoinerContract, JoinerProgress
 
 
 def register(groups: argparse._SubParsersAction) -> None:

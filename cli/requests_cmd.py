@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.api_calls import ApiError, api_client, call, instant
-from domain.access_request import RequestStatus, RequestView, StoryEntry
+from domain.access.request import RequestStatus, RequestView, StoryEntry
 from domain.approval.contract import StageView
 
 REQUESTS = "/v1/access/requests"

@@ -10,7 +10,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from domain.policy_file import PolicyFileError
+from domain.policy.file import PolicyFileError
 from stack.config import StackConfig, StackConfigError
 from stack.credentials import load_or_create_credentials
 from stack.stack_file import read_stack_file, stack_file_path, tenure_home

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from domain.access_request import RequestView, StoryEntry
+from domain.access.request import RequestView, StoryEntry
 
 
 class AuditActivityNames:

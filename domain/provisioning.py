@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from domain.events import WorkerRecord
+from domain.lifecycle.events import WorkerRecord
 
 
 class ActivityNames:
@@ -34,7 +34,7 @@ class ActivityNames:
     SCIM_SET_ACTIVE = "scim.set_active"
     SCIM_DELETE_USER = "scim.delete_user"
 
-    # The orphan sweep (inputs and results in domain/sweep.py).
+    # The orphan sweep (inputs and results in domain/detective/sweep.py).
     SWEEP_LIST_GRAPH_ACCOUNTS = "sweep.list_graph_accounts"
     SWEEP_LIST_SCIM_ACCOUNTS = "sweep.list_scim_accounts"
     SWEEP_LIST_MANAGED_IDENTITIES = "sweep.list_managed_identities"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from audit.location import URL_VAR, parse_record_url
 from audit.model import AccessRecordError
-from domain.policy import Policy
-from domain.policy_file import load_policy, policy_path_from_env
+from domain.policy.file import load_policy, policy_path_from_env
+from domain.policy.model import Policy
 from emulators.graph.tokens import DEFAULT_TENANT_ID
 
 HOST = "127.0.0.1"

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from domain.events import MAX_EVENTS_PER_BATCH, HrEvent
 from domain.inbound import INBOUND
+from domain.lifecycle.events import MAX_EVENTS_PER_BATCH, HrEvent
 
 
 @dataclass(frozen=True)

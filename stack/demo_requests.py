@@ -25,9 +25,9 @@ import httpx
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from domain.access_request import RequestStatus, request_workflow_id
-from domain.events import identity_workflow_id
-from domain.identity import IdentityContract, LifecycleStage
+from domain.access.request import RequestStatus, request_workflow_id
+from domain.lifecycle.events import identity_workflow_id
+from domain.lifecycle.identity import IdentityContract, LifecycleStage
 from emulators.graph.tokens import emulated_user_token_form
 
 APP_ROLES: dict[str, list[str]] = {"E0001": ["Tenure.Admin"], "E0005": ["Tenure.Auditor"]}

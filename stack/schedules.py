@@ -20,8 +20,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.policy import OrphanSweepSettings, Policy
-from domain.sweep import OrphanSweepContract, sweep_input
+from domain.detective.sweep import OrphanSweepContract, sweep_input
+from domain.policy.model import OrphanSweepSettings, Policy
 
 
 def orphan_sweep_schedule(

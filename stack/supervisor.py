@@ -26,7 +26,7 @@ from connection.search_attributes_setup import (
     SearchAttributeSetupError,
     ensure_search_attributes,
 )
-from domain.identity import IdentityContract
+from domain.lifecycle.identity import IdentityContract
 from stack import children, readiness
 from stack.banner import print_banner, print_demo_people
 from stack.config import StackConfig, StackConfigError

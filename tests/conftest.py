@@ -10,8 +10,8 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.policy import Policy
-from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
+from domain.policy.file import DEFAULT_POLICY_PATH, load_policy
+from domain.policy.model import Policy
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -8,8 +8,8 @@ from typing import get_args
 
 import pytest
 
-from domain.access_approval import AccessRequestSubject
-from domain.access_request import StoryKind
+from domain.access.approval import AccessRequestSubject
+from domain.access.request import StoryKind
 from domain.approval.contract import ApprovalStoryKind
 from domain.approval.subject import AskKind, StageAsk
 

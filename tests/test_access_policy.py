@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from domain.access_policy import ExpiryKind
+from domain.access.policy import ExpiryKind
 from domain.approval.stages import ApproverKind, Require, TimeoutOutcome
-from domain.policy import Policy
-from domain.policy_file import PolicyFileError, load_policy
+from domain.policy.file import PolicyFileError, load_policy
+from domain.policy.model import Policy
 
 PKG = "access.packages.x"
 STAGE = f"{PKG}.policy.stages[0]"

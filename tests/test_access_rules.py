@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from domain.access_policy import AssignmentPolicy, ExpiryPolicy, WhoMayRequest
-from domain.access_request import Beneficiary
-from domain.access_rules import (
+from domain.access.policy import AssignmentPolicy, ExpiryPolicy, WhoMayRequest
+from domain.access.request import Beneficiary
+from domain.access.rules import (
     answer_errors,
     eligibility_refusal,
     expiry_reminders,
@@ -17,7 +17,7 @@ from domain.access_rules import (
     grant_end,
     requested_end_error,
 )
-from domain.events import WorkerRecord
+from domain.lifecycle.events import WorkerRecord
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 DAY = timedelta(days=1)

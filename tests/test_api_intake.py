@@ -20,8 +20,8 @@ from api.app import create_app
 from api.intake import parse_intake
 from api.settings import ApiSettings, SettingsError
 from connection.temporal import TemporalSettings
-from domain.events import HrEvent, identity_workflow_id
-from domain.identity import IdentityContract
+from domain.lifecycle.events import HrEvent, identity_workflow_id
+from domain.lifecycle.identity import IdentityContract
 from domain.search_attributes import EMPLOYEE_ID as EMPLOYEE_ID_KEY
 from domain.search_attributes import LIFECYCLE_STAGE as LIFECYCLE_STAGE_KEY
 from tests.support.temporal_dev import temporal_dev_server

@@ -242,7 +242,7 @@ def test_fallback_timeline_reminds_halfway_then_ends() -> None:
 ROOT = Path(__file__).parent.parent
 APPROVAL_PACKAGES = [ROOT / "domain" / "approval", ROOT / "workflows" / "approval"]
 # What an access request is: its contract, its policy, its workflows and activities.
-ACCESS_MODULES = ("domain.access_", "workflows.access_", "activities.access")
+ACCESS_MODULES = ("domain.access", "workflows.access", "activities.access")
 
 
 def _imported_modules(path: Path) -> list[str]:
@@ -252,7 +252,7 @@ def _imported_modules(path: Path) -> list[str]:
             modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules.append(node.module)
-            # `from domain import access_request` names the module in the alias.
+            # `from domain.access import request` names the module in the alias.
             modules += [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
             modules.append("." * node.level + (node.module or ""))
@@ -277,13 +277,14 @@ def test_the_import_scan_sees_an_access_import(tmp_path: Path) -> None:
     module.write_text(
         "from temporalio import workflow\n"
         "with workflow.unsafe.imports_passed_through():\n"
-        "    from domain.access_request import SYSTEM\n"
-        "    from domain import access_policy\n"
-        "import workflows.access_grant\n"
+        "    from domain.access.request import SYSTEM\n"
+        "    from domain.access import policy\n"
+        "import workflows.access.grant\n"
     )
     assert {m for m in _imported_modules(module) if m.startswith(ACCESS_MODULES)} == {
-        "domain.access_request",
-        "domain.access_request.SYSTEM",
-        "domain.access_policy",
-        "workflows.access_grant",
+        "domain.access.request",
+        "domain.access.request.SYSTEM",
+        "domain.access",
+        "domain.access.policy",
+        "workflows.access.grant",
     }

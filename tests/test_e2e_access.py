@@ -19,9 +19,9 @@ import yaml
 from temporalio.client import Client
 
 from connection.temporal import TemporalSettings, connect
-from domain.access_request import RequestStatus
-from domain.identity import LifecycleStage
-from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
+from domain.access.request import RequestStatus
+from domain.lifecycle.identity import LifecycleStage
+from domain.policy.file import DEFAULT_POLICY_PATH, load_policy
 from emulators.graph.tokens import EMULATED_USER_GRANT
 from stack.demo_requests import DEMO_REQUESTS, WAITING_APPROVER
 from stack.launcher import LaunchedStack, launched_stack

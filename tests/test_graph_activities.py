@@ -15,9 +15,9 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.graph import GraphActivities
-from activities.graph_client import DEFAULT_GRAPH_URL, GraphSettings, build_graph_client
-from domain.events import WorkerRecord
+from activities.graph.activities import GraphActivities
+from activities.graph.client import DEFAULT_GRAPH_URL, GraphSettings, build_graph_client
+from domain.lifecycle.events import WorkerRecord
 from domain.provisioning import (
     EmployeeIdInput,
     EnsureGraphUserInput,

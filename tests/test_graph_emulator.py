@@ -33,7 +33,7 @@ from msgraph.generated.users.item.send_mail.send_mail_post_request_body import (
 )
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from activities.graph_client import GraphSettings, build_graph_client
+from activities.graph.client import GraphSettings, build_graph_client
 from tests.support.graph_emulator import (
     EmulatorControl,
     GraphEmulatorHandle,

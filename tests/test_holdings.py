@@ -12,8 +12,8 @@ from domain.holdings import (
     holdings,
     release,
 )
-from domain.identity import AccessItem, HeldPackage, IdentityState, ReleaseAccessInput
-from domain.ledger import identity_holdings, release_package
+from domain.lifecycle.identity import AccessItem, HeldPackage, IdentityState, ReleaseAccessInput
+from domain.lifecycle.ledger import identity_holdings, release_package
 
 BIRTHRIGHT = GrantRef(kind=GrantKind.BIRTHRIGHT, id="finance", label="finance")
 PACKAGE_A = GrantRef(kind=GrantKind.PACKAGE, id="req-a", label="audit")

@@ -23,7 +23,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from cli import hr_cmd
 from connection.temporal import TemporalSettings
-from domain.events import identity_workflow_id
+from domain.lifecycle.events import identity_workflow_id
 from tests.support.temporal_dev import target_host, temporal_dev_server
 
 TOKEN = "import-test-token"

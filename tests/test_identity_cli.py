@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from cli.identity_cmd import _render
-from domain.events import WorkerRecord
 from domain.holdings import app_role, group
-from domain.identity import (
+from domain.lifecycle.events import WorkerRecord
+from domain.lifecycle.identity import (
     AccessItem,
     AppliedEvent,
     EventOutcome,

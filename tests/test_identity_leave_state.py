@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.access_request import BeneficiaryLeft
-from domain.events import identity_workflow_id
-from domain.identity import (
+from domain.access.request import BeneficiaryLeft
+from domain.lifecycle.events import identity_workflow_id
+from domain.lifecycle.identity import (
     AccessRequestChanged,
     HeldPackage,
     IdentityContract,
@@ -20,7 +20,7 @@ from domain.identity import (
     IdentityWorkflowInput,
     LifecycleStage,
 )
-from domain.policy import Policy
+from domain.policy.model import Policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.left_listener import LeftListener
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, details, lifecycle_activities

@@ -14,10 +14,10 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from domain.events import EventType, HrEvent, WorkerRecord
-from domain.identity import EventOutcome, IdentityState, LifecycleStage
-from domain.joiner import joiner_workflow_id
-from domain.policy import Policy
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord
+from domain.lifecycle.identity import EventOutcome, IdentityState, LifecycleStage
+from domain.lifecycle.joiner import joiner_workflow_id
+from domain.policy.model import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
 from tests.support.lifecycle import (

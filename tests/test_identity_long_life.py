@@ -15,9 +15,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.intake import hand_to_temporal
-from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
-from domain.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
-from domain.policy import Policy
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.lifecycle.identity import EventOutcome, IdentityContract, IdentityState, LifecycleStage
+from domain.policy.model import Policy
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 from tests.support.fake_directory import FakeDirectory
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities

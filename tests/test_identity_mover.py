@@ -10,11 +10,11 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from domain.birthright import joiner_plan
-from domain.events import EventType, HrEvent, WorkerRecord
-from domain.identity import EventOutcome, IdentityState, LifecycleStage
-from domain.mover import mover_workflow_id
-from domain.policy import Policy
+from domain.lifecycle.birthright import joiner_plan
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord
+from domain.lifecycle.identity import EventOutcome, IdentityState, LifecycleStage
+from domain.lifecycle.mover import mover_workflow_id
+from domain.policy.model import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
 from tests.support.lifecycle import (

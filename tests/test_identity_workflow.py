@@ -12,15 +12,15 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.events import EventType, HrEvent, WorkerRecord
-from domain.identity import (
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord
+from domain.lifecycle.identity import (
     EventOutcome,
     IdentityContract,
     IdentityState,
     LifecycleStage,
 )
-from domain.joiner import JoinerResult, joiner_workflow_id
-from domain.policy import Policy
+from domain.lifecycle.joiner import JoinerResult, joiner_workflow_id
+from domain.policy.model import Policy
 from domain.provisioning import ActivityNames
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event

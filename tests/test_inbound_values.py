@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from audit.store import AccessRecordStore, ReceivedHrEvent
-from domain.events import HrEvent, event_digest
 from domain.inbound import (
     INBOUND,
     character_problem,
@@ -24,6 +23,7 @@ from domain.inbound import (
     has_visible_character,
     parse_timestamp,
 )
+from domain.lifecycle.events import HrEvent, event_digest
 
 
 def event(**changes: Any) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from domain.birthright import joiner_plan, mover_plan
-from domain.events import EmploymentType, WorkerRecord
-from domain.identity import AccessItem, PendingRemoval
-from domain.mover import access_delta, changed_fields, is_move, merged_record
-from domain.policy import BirthrightRule, Policy
+from domain.lifecycle.birthright import joiner_plan, mover_plan
+from domain.lifecycle.events import EmploymentType, WorkerRecord
+from domain.lifecycle.identity import AccessItem, PendingRemoval
+from domain.lifecycle.mover import access_delta, changed_fields, is_move, merged_record
+from domain.policy.model import BirthrightRule, Policy
 
 NOW = datetime(2026, 3, 1, 9, tzinfo=UTC)
 

@@ -15,18 +15,24 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.graph_client import GraphSettings, build_graph_client
-from activities.scim_client import ScimAppSettings, scim_app_clients
-from activities.sweep import MANAGED_QUERY, SweepActivities
-from domain.identity import LifecycleStage
-from domain.policy import Policy
-from domain.sweep import GRAPH, OrphanSweepContract, OrphanSweepInput, SweepReport, SweepSettings
+from activities.detective.sweep import MANAGED_QUERY, SweepActivities
+from activities.graph.client import GraphSettings, build_graph_client
+from activities.scim.client import ScimAppSettings, scim_app_clients
+from domain.detective.sweep import (
+    GRAPH,
+    OrphanSweepContract,
+    OrphanSweepInput,
+    SweepReport,
+    SweepSettings,
+)
+from domain.lifecycle.identity import LifecycleStage
+from domain.policy.model import Policy
 from stack.schedules import ensure_orphan_sweep_schedule
 from tests.support.graph_emulator import EmulatorControl, running_graph_emulator
 from tests.support.identities import start_identities
 from tests.support.scim_server import running_scim_server
 from tests.support.temporal_dev import temporal_dev_server
-from workflows.orphan_sweep import OrphanSweepWorkflow
+from workflows.detective.orphan_sweep import OrphanSweepWorkflow
 
 APP = "collab"
 DOMAIN = "example.com"

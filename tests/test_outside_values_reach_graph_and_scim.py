@@ -15,18 +15,18 @@ from msgraph import GraphServiceClient
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.graph import GraphActivities
-from activities.graph_client import GraphSettings, build_graph_client, header_safe
-from activities.graph_errors import graph_call
-from activities.scim import ScimActivities
-from activities.scim_client import (
+from activities.graph.activities import GraphActivities
+from activities.graph.client import GraphSettings, build_graph_client, header_safe
+from activities.graph.errors import graph_call
+from activities.scim.activities import ScimActivities
+from activities.scim.client import (
     SCIM_UNSENDABLE,
     ScimAppClient,
     ScimAppSettings,
     new_http_client,
     scim_app_clients,
 )
-from domain.events import WorkerRecord
+from domain.lifecycle.events import WorkerRecord
 from domain.provisioning import EnsureGraphUserInput, EnsureScimUserInput, GroupMembershipInput
 from tests.support.graph_emulator import (
     EmulatorControl,

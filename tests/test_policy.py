@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from domain.birthright import birthright_for, joiner_plan, leaver_plan
-from domain.events import EmploymentType, WorkerRecord
-from domain.policy import Policy
-from domain.policy_file import PolicyFileError, load_policy
+from domain.lifecycle.birthright import birthright_for, joiner_plan, leaver_plan
+from domain.lifecycle.events import EmploymentType, WorkerRecord
+from domain.policy.file import PolicyFileError, load_policy
+from domain.policy.model import Policy
 
 
 def _worker(**fields: object) -> WorkerRecord:

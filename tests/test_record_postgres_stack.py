@@ -21,8 +21,8 @@ from sqlalchemy.engine import URL, make_url
 from audit.schema import hr_events, requests, story_lines
 from audit.store import record_url_from_env
 from connection.temporal import TemporalSettings, connect
-from domain.access_request import RequestStatus
-from domain.identity import LifecycleStage
+from domain.access.request import RequestStatus
+from domain.lifecycle.identity import LifecycleStage
 from emulators.graph.tokens import EMULATED_USER_GRANT
 from stack.children import tenure_env
 from stack.config import StackConfig, StackConfigError

@@ -14,12 +14,12 @@ from temporalio import activity, workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.access import AccessActivities
-from activities.audit import AccessRecordActivities
-from activities.graph import GraphActivities
+from activities.access.requests import AccessActivities
+from activities.detective.sweep import SweepActivities
+from activities.graph.activities import GraphActivities
 from activities.policy import PolicyActivities
-from activities.scim import ScimActivities
-from activities.sweep import SweepActivities
+from activities.record import AccessRecordActivities
+from activities.scim.activities import ScimActivities
 from domain.provisioning import UserIdInput
 from tests.support.unregistered_call import CallsAnUnregisteredActivity
 from workers import registry

@@ -27,8 +27,11 @@ RELEASE_2 = sorted((ROOT / "release-2").glob("*.json"))
 # release-3: lifecycle and access requests before the identity kept event contents (no reused
 # event id is a conflict in them, and notices quote names unescaped).
 RELEASE_3 = sorted((ROOT / "release-3").glob("*.json"))
+# release-4: with event contents, before the holdings ledger (a request's end removed all it
+# granted, with no `ledger-release` marker) and before typed activity calls.
+RELEASE_4 = sorted((ROOT / "release-4").glob("*.json"))
 ALL = [(p, p.stem) for p in HISTORIES] + [
-    (p, f"{p.parent.name}/{p.stem}") for p in RELEASE_1 + RELEASE_2 + RELEASE_3
+    (p, f"{p.parent.name}/{p.stem}") for p in RELEASE_1 + RELEASE_2 + RELEASE_3 + RELEASE_4
 ]
 
 
@@ -48,6 +51,11 @@ def test_histories_are_recorded() -> None:
     } <= requests
     assert (ROOT / "identity-RA5-leaver-with-package.json").exists()
     assert len(RELEASE_1) >= 4 and len(RELEASE_2) >= 12 and len(RELEASE_3) >= 20
+    assert len(RELEASE_4) >= 20
+    # Today's: a revoke whose group birthright also grants goes through the identity's ledger.
+    shared = (ROOT / "access-request-revoke-keeps-birthright.json").read_text()
+    assert '"name": "access.release"' in shared
+    assert "release_access" in (ROOT / "identity-RA6-ledger-release.json").read_text()
     # R2's identity received its hire, a duplicate, and its hire id reused with other content.
     r2 = WorkflowHistory.from_json("identity-R2", (ROOT / "identity-R2.json").read_text())
     signals = [e for e in r2.events if e.HasField("workflow_execution_signaled_event_attributes")]

@@ -21,7 +21,7 @@ from api.settings import ApiSettings
 from cli import api_calls
 from cli.api_session import Session, save_session
 from cli.main import main
-from domain.access_request import RequestStatus
+from domain.access.request import RequestStatus
 from tests.support.asgi_server import serving
 from tests.support.fake_access_request import FAKE_APPROVER, FakeAccessRequestWorkflow
 from tests.support.identities import start_identities

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from cli.requests_cmd import command_console, render_request
-from domain.access_request import RequestStatus
+from domain.access.request import RequestStatus
 from tests.support.request_views import REQUEST_ID, rendered, story_view
 
 

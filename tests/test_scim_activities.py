@@ -11,15 +11,15 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.scim import ScimActivities
-from activities.scim_client import (
+from activities.scim.activities import ScimActivities
+from activities.scim.client import (
     ScimAppClient,
     ScimAppSettings,
     ScimSettingsError,
     scim_app_clients,
     scim_apps_from_env,
 )
-from domain.events import WorkerRecord
+from domain.lifecycle.events import WorkerRecord
 from domain.provisioning import EnsureScimUserInput, ScimUserKey, SetScimActiveInput
 from tests.support.scim_server import ScimServer, running_scim_server
 

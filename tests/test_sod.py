@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from domain.access_policy import PackageResource, SodRule
-from domain.policy import Policy
-from domain.sod import find_conflict, package_keys, relevant_rules
+from domain.access.policy import PackageResource, SodRule
+from domain.access.sod import find_conflict, package_keys, relevant_rules
+from domain.policy.model import Policy
 
 PAY_VS_RECEIVE = SodRule.model_validate(
     {

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from domain.access_request import request_workflow_id
-from domain.access_rules import answer_errors, requested_end_error
-from domain.events import HrEvent
-from domain.policy import Policy
+from domain.access.request import request_workflow_id
+from domain.access.rules import answer_errors, requested_end_error
+from domain.lifecycle.events import HrEvent
+from domain.policy.model import Policy
 from emulators.graph.tokens import DEFAULT_TENANT_ID
 from stack.banner import print_demo_hint
 from stack.children import app_env_prefix, graph_child, tenure_env

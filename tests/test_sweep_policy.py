@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.sweep import GRAPH, FindingKind, FoundAccount, SweepSettings, plan_sweep
+from domain.detective.sweep import GRAPH, FindingKind, FoundAccount, SweepSettings, plan_sweep
 
 MANAGED = {"E1": "active", "E2": "disabled", "E3": "deleted", "E4": "pre_hire"}
 

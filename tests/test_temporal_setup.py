@@ -35,7 +35,7 @@ from connection.search_attributes_setup import (
     ensure_search_attributes,
 )
 from domain import search_attributes
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     AccessRequestInput,
     Actor,
@@ -44,11 +44,16 @@ from domain.access_request import (
     RevokeInput,
     request_workflow_id,
 )
-from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
-from domain.identity import IdentityContract, IdentityState, IdentityWorkflowInput, LifecycleStage
-from domain.policy import Policy
+from domain.detective.sweep import GRAPH, SweepSettings
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.lifecycle.identity import (
+    IdentityContract,
+    IdentityState,
+    IdentityWorkflowInput,
+    LifecycleStage,
+)
+from domain.policy.model import Policy
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
-from domain.sweep import GRAPH, SweepSettings
 from tests import test_orphan_sweep as sweep_harness
 from tests.support.access import (
     AccessHarness,

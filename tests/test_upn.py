@@ -2,7 +2,7 @@
 
 from itertools import islice
 
-from domain.upn import MAX_LOCAL_PART, mail_nickname_candidates, upn_for
+from domain.lifecycle.upn import MAX_LOCAL_PART, mail_nickname_candidates, upn_for
 
 
 def test_plain_name() -> None:

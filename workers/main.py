@@ -1,7 +1,7 @@
 """The Tenure worker: wires policy, Graph and SCIM clients into activities and runs the workflows.
 
 Run with `python -m workers.main`. Configuration comes from the environment: TEMPORAL_* (see
-connection/temporal.py), TENURE_POLICY, TENURE_GRAPH_* (activities/graph_client.py) and
+connection/temporal.py), TENURE_POLICY, TENURE_GRAPH_* (activities/graph/client.py) and
 TENURE_SCIM_<APP>_URL / _TOKEN for every app the policy names, and TENURE_ACCESS_RECORD_DB (the
 access record store, audit/store.py).
 """
@@ -17,23 +17,23 @@ import sys
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.access import AccessActivities
-from activities.audit import AccessRecordActivities
-from activities.graph import GraphActivities
-from activities.graph_client import GraphSettings, build_graph_client
+from activities.access.requests import AccessActivities
+from activities.detective.sweep import SweepActivities
+from activities.graph.activities import GraphActivities
+from activities.graph.client import GraphSettings, build_graph_client
 from activities.policy import PolicyActivities
-from activities.scim import ScimActivities
-from activities.scim_client import (
+from activities.record import AccessRecordActivities
+from activities.scim.activities import ScimActivities
+from activities.scim.client import (
     ScimSettingsError,
     new_http_client,
     scim_app_clients,
     scim_apps_from_env,
 )
-from activities.sweep import SweepActivities
 from audit.store import AccessRecordError, AccessRecordStore
 from connection.temporal import TemporalSettings, TemporalSettingsError, connect
-from domain.identity import IdentityContract
-from domain.policy_file import PolicyFileError, load_policy, policy_path_from_env
+from domain.lifecycle.identity import IdentityContract
+from domain.policy.file import PolicyFileError, load_policy, policy_path_from_env
 from workers import registry
 
 log = logging.getLogger("tenure.worker")

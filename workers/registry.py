@@ -17,25 +17,12 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 from domain.stubs import all_stubs
-from workflows.access_request import AccessRequestWorkflow
-from workflows.identity import IdentityWorkflow
-from workflows.joiner import JoinerWorkflow
-from workflows.leaver import LeaverWorkflow, RetentionWorkflow
-from workflows.mover import GraceRemovalWorkflow, MoverWorkflow
-from workflows.orphan_sweep import OrphanSweepWorkflow
+from workflows import access, detective, lifecycle
 
-# By capability: the lifecycle (the identity entity and its transitions), access requests, and
-# the detective controls (the orphan sweep).
-LIFECYCLE_WORKFLOWS: list[type] = [
-    IdentityWorkflow,
-    JoinerWorkflow,
-    LeaverWorkflow,
-    RetentionWorkflow,
-    MoverWorkflow,
-    GraceRemovalWorkflow,
-]
-ACCESS_WORKFLOWS: list[type] = [AccessRequestWorkflow]
-DETECTIVE_WORKFLOWS: list[type] = [OrphanSweepWorkflow]
+# Each capability package exports its workflows; the worker runs them all.
+LIFECYCLE_WORKFLOWS: list[type] = lifecycle.WORKFLOWS
+ACCESS_WORKFLOWS: list[type] = access.WORKFLOWS
+DETECTIVE_WORKFLOWS: list[type] = detective.WORKFLOWS
 WORKFLOWS: list[type] = [*LIFECYCLE_WORKFLOWS, *ACCESS_WORKFLOWS, *DETECTIVE_WORKFLOWS]
 
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from domain.policy_values import Duration, EmployeeId, NonEmpty, describe_duration
+from domain.policy.values import Duration, EmployeeId, NonEmpty, describe_duration
 
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from domain.approval.stages import ApprovalStage
-from domain.policy_values import describe_duration
+from domain.policy.values import describe_duration
 
 
 class TimelineKind(StrEnum):

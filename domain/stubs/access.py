@@ -1,10 +1,10 @@
-"""Access-request activities (implemented by activities/access.py and activities/policy.py)."""
+"""Access-request activities (implemented by activities/access/requests.py and activities/policy.py)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from domain.access_request import (
+from domain.access.request import (
     AccessActivityNames,
     AccessPlan,
     AccessPlanInput,
@@ -17,7 +17,7 @@ from domain.access_request import (
 )
 from domain.approval.contract import ResolveApproversInput, ResolvedApprovers
 from domain.holdings import Release
-from domain.identity import ReserveAccessResult
+from domain.lifecycle.identity import ReserveAccessResult
 
 __all__ = [
     "load_beneficiary",

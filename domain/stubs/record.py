@@ -1,10 +1,10 @@
-"""The access record's activities (implemented by activities/audit.py)."""
+"""The access record's activities (implemented by activities/record.py)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from domain.access_request import RecordRequestInput
+from domain.access.request import RecordRequestInput
 from domain.audit import AuditActivityNames, RecordAccessChangesInput
 
 __all__ = ["record_access_changes", "record_request"]

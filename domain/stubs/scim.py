@@ -1,4 +1,4 @@
-"""SCIM 2.0 target-application activities (implemented by activities/scim.py)."""
+"""SCIM 2.0 target-application activities (implemented by activities/scim/activities.py)."""
 
 from __future__ import annotations
 

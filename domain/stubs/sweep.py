@@ -1,16 +1,16 @@
-"""The orphan sweep's activities (implemented by activities/sweep.py)."""
+"""The orphan sweep's activities (implemented by activities/detective/sweep.py)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from domain.provisioning import ActivityNames
-from domain.sweep import (
+from domain.detective.sweep import (
     AccountInventory,
     DisableAccountInput,
     ListScimAccountsInput,
     ManagedIdentities,
 )
+from domain.provisioning import ActivityNames
 
 __all__ = [
     "deactivate_scim_account",

@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     Actor,
     RecordRequestInput,

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     Actor,
     CancelInput,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain.access_request import AccessRequestContract, Actor, RequestStatus, RevokeInput
+from domain.access.request import AccessRequestContract, Actor, RequestStatus, RevokeInput
 from domain.holdings import GrantKind
-from domain.identity import IdentityState, LifecycleStage
+from domain.lifecycle.identity import IdentityState, LifecycleStage
 from domain.provisioning import ActivityNames
 from tests.support.access import DAY, MINUTE, AccessHarness, kinds, until_status
 from tests.support.lifecycle import details, until

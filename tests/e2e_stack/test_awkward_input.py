@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from domain.events import identity_workflow_id
-from domain.identity import EventOutcome, LifecycleStage
-from domain.policy import Policy
+from domain.lifecycle.events import identity_workflow_id
+from domain.lifecycle.identity import EventOutcome, LifecycleStage
+from domain.policy.model import Policy
 from tests.support.e2e import YESTERDAY, Apis, assert_provisioned_once, hire, identity, wait_until
 
 pytestmark = pytest.mark.e2e

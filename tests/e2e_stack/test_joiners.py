@@ -15,10 +15,10 @@ from temporalio.service import RPCError
 from api.caller import TokenSettings, TokenVerifier
 from cli.api_session import load_session
 from cli.main import main as tenure
-from domain.events import identity_workflow_id
-from domain.identity import EventOutcome, LifecycleStage
-from domain.joiner import joiner_workflow_id
-from domain.policy import Policy
+from domain.lifecycle.events import identity_workflow_id
+from domain.lifecycle.identity import EventOutcome, LifecycleStage
+from domain.lifecycle.joiner import joiner_workflow_id
+from domain.policy.model import Policy
 from stack.launcher import LaunchedStack
 from tests.support.e2e import (
     Apis,

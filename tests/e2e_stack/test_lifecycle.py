@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from domain.birthright import birthright_for
-from domain.events import WorkerRecord
-from domain.identity import EventOutcome, LifecycleStage
-from domain.policy import Policy
+from domain.lifecycle.birthright import birthright_for
+from domain.lifecycle.events import WorkerRecord
+from domain.lifecycle.identity import EventOutcome, LifecycleStage
+from domain.policy.model import Policy
 from tests.support.e2e import (
     Apis,
     assert_provisioned_once,

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from api.app import create_app
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore
-from domain.identity import LifecycleStage
+from domain.lifecycle.identity import LifecycleStage
 from tests.support.access_api import (
     INTAKE_TOKEN,
     LEAVER,

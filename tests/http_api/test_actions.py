@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.settings import ApiSettings
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
 )
 from tests.support.access_api import (

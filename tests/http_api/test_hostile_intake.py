@@ -13,8 +13,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from audit.store import AccessRecordStore
-from domain.events import HrEvent, identity_workflow_id
-from domain.identity import IdentityContract
+from domain.lifecycle.events import HrEvent, identity_workflow_id
+from domain.lifecycle.identity import IdentityContract
 from tests.support.access_api import INTAKE, problem
 from tests.support.recording_client import RecordingClient
 

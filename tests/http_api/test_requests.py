@@ -18,14 +18,14 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from api.settings import ApiSettings
 from audit.store import AccessRecordStore
-from domain.access_request import (
+from domain.access.request import (
     RequestStatus,
     RequestView,
     StoryEntry,
     request_workflow_id,
 )
 from domain.approval.contract import StageView
-from domain.policy_file import DEFAULT_POLICY_PATH, PolicyFileError
+from domain.policy.file import DEFAULT_POLICY_PATH, PolicyFileError
 from tests.support.access_api import (
     ADMIN,
     AUDITOR,

@@ -17,10 +17,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.access import AccessActivities
-from activities.audit import AccessRecordActivities
+from activities.access.requests import AccessActivities
+from activities.record import AccessRecordActivities
 from audit.store import AccessRecordStore
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     AccessRequestInput,
     Actor,
@@ -33,10 +33,10 @@ from domain.access_request import (
 )
 from domain.approval.contract import Decision
 from domain.audit import AuditActivityNames
-from domain.events import EventType, HrEvent, WorkerRecord
-from domain.identity import LifecycleStage
-from domain.policy import Policy
-from domain.policy_file import load_policy
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord
+from domain.lifecycle.identity import LifecycleStage
+from domain.policy.file import load_policy
+from domain.policy.model import Policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, details, lifecycle_activities, until

@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 
 from api.caller import ADMIN_ROLE, AUDITOR_ROLE
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     AccessRequestInput,
     RequestView,

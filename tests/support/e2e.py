@@ -12,10 +12,10 @@ import httpx
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from domain.birthright import birthright_for
-from domain.events import WorkerRecord, identity_workflow_id
-from domain.identity import EventOutcome, IdentityContract, IdentityState
-from domain.policy import Policy
+from domain.lifecycle.birthright import birthright_for
+from domain.lifecycle.events import WorkerRecord, identity_workflow_id
+from domain.lifecycle.identity import EventOutcome, IdentityContract, IdentityState
+from domain.policy.model import Policy
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
 

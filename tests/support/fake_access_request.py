@@ -1,6 +1,6 @@
 """A stand-in for the access request workflow, registered under its name, for the API's tests.
 
-It honours the contract the API relies on (`domain.access_request`): the updates with validators
+It honours the contract the API relies on (`domain.access.request`): the updates with validators
 that refuse with `Refusal` types, the refused-attempt signal and the `details` query. Its rules are
 deliberately small: one stage whose only approver is `FAKE_APPROVER`; an approval grants (the run
 stays open while access is held), a denial or cancellation closes it; only an administrator revokes;
@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.access_request import (
+    from domain.access.request import (
         AccessRequestContract,
         AccessRequestInput,
         CancelInput,

@@ -12,8 +12,8 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from domain.events import HrEvent, identity_workflow_id
-from domain.identity import IdentityContract, IdentityWorkflowInput, LifecycleStage
+from domain.lifecycle.events import HrEvent, identity_workflow_id
+from domain.lifecycle.identity import IdentityContract, IdentityWorkflowInput, LifecycleStage
 from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
 
 IDLE_QUEUE = "no-worker-polls-this"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
 
-from domain.events import HrEvent, identity_workflow_id
-from domain.identity import IdentityContract, IdentityWorkflowInput
+from domain.lifecycle.events import HrEvent, identity_workflow_id
+from domain.lifecycle.identity import IdentityContract, IdentityWorkflowInput
 
 
 async def signal_hr_event(client: Client, task_queue: str, event: HrEvent) -> WorkflowHandle:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.access_request import AccessRequestContract, BeneficiaryLeft
+    from domain.access.request import AccessRequestContract, BeneficiaryLeft
 
 
 @workflow.defn(name="LeftListener")

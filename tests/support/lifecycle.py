@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.policy import PolicyActivities
-from domain.events import HrEvent
-from domain.identity import IdentityContract, IdentityState
-from domain.policy import Policy
+from domain.lifecycle.events import HrEvent
+from domain.lifecycle.identity import IdentityContract, IdentityState
+from domain.policy.model import Policy
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
 from workers import registry

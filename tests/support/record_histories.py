@@ -25,7 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.access_request import (
+from domain.access.request import (
     AccessRequestContract,
     Actor,
     ExtendInput,
@@ -34,12 +34,12 @@ from domain.access_request import (
     RevokeInput,
     UpdateAnswer,
 )
-from domain.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
-from domain.identity import LifecycleStage
-from domain.joiner import joiner_workflow_id
-from domain.leaver import leaver_workflow_id, retention_workflow_id
-from domain.mover import mover_workflow_id
-from domain.policy_file import DEFAULT_POLICY_PATH, load_policy
+from domain.lifecycle.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
+from domain.lifecycle.identity import LifecycleStage
+from domain.lifecycle.joiner import joiner_workflow_id
+from domain.lifecycle.leaver import leaver_workflow_id, retention_workflow_id
+from domain.lifecycle.mover import mover_workflow_id
+from domain.policy.file import DEFAULT_POLICY_PATH, load_policy
 from tests.support.access import (
     AccessHarness,
     access_test_policy,

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from cli.requests_cmd import render_request
-from domain.access_request import RequestStatus, RequestView, StoryEntry
+from domain.access.request import RequestStatus, RequestView, StoryEntry
 from domain.approval.contract import StageView
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.provisioning import UserIdInput
     from domain.stubs import graph as graph_activity
-    from workflows.retry import PROVISIONING
+    from workflows.steps.retry import PROVISIONING
 
 
 @workflow.defn(name="CallsAnActivityNobodyRegistered")

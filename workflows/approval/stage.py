@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         fallback_timeline,
         stage_timeline,
     )
-    from domain.policy_values import describe_duration
+    from domain.policy.values import describe_duration
 
 
 class StageRun:

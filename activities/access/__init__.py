@@ -1,0 +1,5 @@
+"""Access-request activities: reaching identity entities, approvers, notices."""
+
+from activities.access.requests import AccessActivities
+
+ACTIVITY_CLASSES: list[type] = [AccessActivities]

@@ -1,0 +1,5 @@
+"""Microsoft Graph: the client, its error mapping, and the Graph activities."""
+
+from activities.graph.activities import GraphActivities
+
+ACTIVITY_CLASSES: list[type] = [GraphActivities]

@@ -1,0 +1,1 @@
+"""Detective controls: findings about access that arose outside Tenure (the orphan sweep)."""

@@ -1,0 +1,1 @@
+"""What every workflow shares: provisioning steps, progress reporting, activity settings."""
