@@ -141,44 +141,33 @@ def test_the_registry_refuses_missing_duplicate_and_mismatched_activities() -> N
         registry.activities(stray, complete=False)
 
 
-async def test_an_activity_no_worker_registered_fails_its_step_instead_of_retrying(
-    time_skipping_env: WorkflowEnvironment,
-) -> None:
+async def _run_calling_workflow(env: WorkflowEnvironment, activities: list) -> str:
     queue = f"registry-{uuid.uuid4()}"
     async with Worker(
-        time_skipping_env.client,
-        task_queue=queue,
-        workflows=[CallsAnUnregisteredActivity],
-        activities=[_unrelated],
+        env.client, task_queue=queue, workflows=[CallsAnUnregisteredActivity], activities=activities
     ):
-        result = await time_skipping_env.client.execute_workflow(
+        return await env.client.execute_workflow(
             CallsAnUnregisteredActivity.run,
             id=f"registry-{uuid.uuid4()}",
             task_queue=queue,
             execution_timeout=timedelta(minutes=5),
         )
+
+
+async def test_an_activity_no_worker_registered_fails_its_step_instead_of_retrying(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    result = await _run_calling_workflow(time_skipping_env, [_unrelated])
     assert result == "NotFoundError: attempts ended"
 
 
 async def test_a_harness_activity_not_wired_fails_at_once(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    queue = f"registry-{uuid.uuid4()}"
     # Only the policy is wired: graph.delete_user is a stand-in that refuses at once.
     wired = registry.activities(PolicyActivities, complete=False)
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=queue,
-        workflows=[CallsAnUnregisteredActivity],
-        activities=[fn for fn in wired if registry.activity_name(fn) == "graph.delete_user"],
-    ):
-        result = await time_skipping_env.client.execute_workflow(
-            CallsAnUnregisteredActivity.run,
-            id=f"registry-{uuid.uuid4()}",
-            task_queue=queue,
-            execution_timeout=timedelta(minutes=5),
-        )
-    assert result == "NotWired: attempts ended"
+    not_wired = [fn for fn in wired if registry.activity_name(fn) == "graph.delete_user"]
+    assert await _run_calling_workflow(time_skipping_env, not_wired) == "NotWired: attempts ended"
 
 
 @activity.defn(name="test.unrelated")
