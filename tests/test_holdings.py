@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from domain.holdings import (
     Grant,
     GrantKind,
@@ -13,8 +15,14 @@ from domain.holdings import (
     release,
 )
 from domain.lifecycle.identity import AccessItem, HeldPackage, IdentityState, ReleaseAccessInput
-from domain.lifecycle.ledger import identity_holdings, release_package
+from domain.lifecycle.ledger import (
+    RELEASE_HOLD,
+    identity_holdings,
+    release_hold_until,
+    release_package,
+)
 
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 BIRTHRIGHT = GrantRef(kind=GrantKind.BIRTHRIGHT, id="finance", label="finance")
 PACKAGE_A = GrantRef(kind=GrantKind.PACKAGE, id="req-a", label="audit")
 PACKAGE_B = GrantRef(kind=GrantKind.PACKAGE, id="req-b", label="reporting")
@@ -87,12 +95,16 @@ def test_an_identity_releases_a_package_once_and_answers_a_retry_the_same() -> N
         ],
     )
     ask = ReleaseAccessInput(request_id="req-a", resources=[group("Finance"), group("Audit")])
-    first = release_package(state, ask)
+    first = release_package(state, ask, NOW)
     assert first.remove == [group("Audit")]
     assert [h.resource for h in first.kept] == [group("Finance")]
     assert state.packages[0].status == "releasing"  # counts for nothing any more
     assert [h.resource.key for h in identity_holdings(state)] == ["group:Finance"]
-    assert release_package(state, ask) == first
+    assert release_package(state, ask, NOW + timedelta(minutes=1)) == first
+    # Transitions wait for the removal a while, counted from the first answer.
+    assert state.packages[0].releasing_since == NOW
+    assert release_hold_until(state, NOW + timedelta(minutes=1)) == NOW + RELEASE_HOLD
+    assert release_hold_until(state, NOW + RELEASE_HOLD) is None
 
 
 def test_a_package_registered_by_an_earlier_release_still_counts() -> None:

@@ -100,6 +100,8 @@ class HeldPackage(BaseModel):
     # earlier releases: the ledger then falls back to `groups` and `apps`.
     resources: list[ResourceRef] = Field(default_factory=list)
     until: datetime | None = None
+    # When its end started being applied (status "releasing"): transitions wait for it a while.
+    releasing_since: datetime | None = None
 
 
 class ReserveAccessInput(BaseModel):

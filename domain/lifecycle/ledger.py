@@ -6,6 +6,7 @@ this module reads them off an identity's state, which is where they are kept.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.holdings import (
@@ -100,7 +101,22 @@ def mover_package_holdings(state: IdentityState) -> dict[str, Any]:
     }
 
 
-def release_package(state: IdentityState, ask: ReleaseAccessInput) -> Release:
+# How long the identity's transitions wait for a request that is removing access to say it closed.
+RELEASE_HOLD = timedelta(minutes=10)
+
+
+def release_hold_until(state: IdentityState, now: datetime) -> datetime | None:
+    """The end of the wait for packages being released, or None when none is (or it is over)."""
+    ends = [
+        h.releasing_since + RELEASE_HOLD
+        for h in state.packages
+        if h.status == "releasing" and h.releasing_since is not None
+    ]
+    end = max(ends, default=None)
+    return end if end is not None and end > now else None
+
+
+def release_package(state: IdentityState, ask: ReleaseAccessInput, now: datetime) -> Release:
     """End the grant of one request: mark its package releasing and say what may be removed.
 
     The same request asking again gets the same answer (an activity retried after its first
@@ -112,8 +128,9 @@ def release_package(state: IdentityState, ask: ReleaseAccessInput) -> Release:
         if held is not None
         else GrantRef(kind=GrantKind.PACKAGE, id=ask.request_id)
     )
-    if held is not None:
+    if held is not None and held.status != "releasing":
         held.status = "releasing"
+        held.releasing_since = now
     resources = package_resources(held) if held is not None and held.resources else ask.resources
     if state.graph_user_id is None and not state.access:
         # Deleted (or never provisioned): nothing else holds anything.

@@ -43,6 +43,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Within the release activity's 30 s attempt, so the request's call does not time out meanwhile.
+RELEASE_WAITS_FOR_TRANSITION = timedelta(seconds=20)
+
+
 @workflow.defn(name=IdentityContract.WORKFLOW)
 class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
     @workflow.init
@@ -127,10 +131,21 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
             raise ApplicationError(refusal, type="NotActive")
 
     @workflow.update(name=IdentityContract.UPDATE_RELEASE_ACCESS)
-    def release_access(self, ask: ReleaseAccessInput) -> Release:
+    async def release_access(self, ask: ReleaseAccessInput) -> Release:
         # Decided here, where every grant of the person is known: a resource another grant
-        # holds stays (the ledger, domain/holdings.py).
-        result = ledger.release_package(self._state, ask)
+        # holds stays (the ledger, domain/holdings.py). A transition already running (a move
+        # granting the same group, say) finishes first, for a while; none starts until the
+        # request says it closed (_release_hold).
+        if self._child is not None:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._child is None,
+                    timeout=RELEASE_WAITS_FOR_TRANSITION,
+                    timeout_summary="a transition ends before access is released",
+                )
+            except TimeoutError:
+                pass  # a long one (a manager awaited): the removal goes ahead
+        result = ledger.release_package(self._state, ask, workflow.now())
         self._wakes += 1
         return result
 
@@ -190,6 +205,8 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
             return True
         if self._child is not None:
             return False  # one transition at a time: the next event waits for this one
+        if self._release_hold() is not None:
+            return False  # a request is removing access: no transition may add it meanwhile
         event = self._next_ready()
         due = self._state.retention_due_at
         if due is not None and due <= workflow.now():
@@ -211,6 +228,12 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         else:
             self._apply_update(event)
         return True
+
+    def _release_hold(self) -> datetime | None:
+        """Until when transitions wait for a request that is removing access (the ledger said
+        what it may remove; a mover adding one of those meanwhile would lose it). Bounded, so a
+        request that never says it closed cannot stop the identity."""
+        return ledger.release_hold_until(self._state, workflow.now())
 
     def _held(self, event: HrEvent) -> bool:
         # A terminate for someone never hired waits for a hire (posted later, perhaps dated
@@ -248,7 +271,10 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         """Sleep until a signal arrives, a transition ends, or the next dated thing falls due."""
         wakes = self._wakes
         deadline: datetime | None = None
-        if self._child is None:
+        hold = self._release_hold()
+        if self._child is None and hold is not None:
+            deadline = hold
+        elif self._child is None:
             event = self._next_event()
             candidates = [
                 self._state.retention_due_at,
