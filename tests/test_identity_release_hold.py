@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from temporalio.client import WorkflowHandle
@@ -64,15 +66,28 @@ def _releasing(employee: str, now: datetime) -> tuple[IdentityState, HrEvent]:
     return state, move
 
 
-async def _start(env: WorkflowEnvironment, queue: str, state: IdentityState) -> WorkflowHandle:
-    return await env.client.start_workflow(
-        IdentityContract.WORKFLOW,
-        IdentityWorkflowInput(
-            employee_id=state.employee_id, state=state, record_search_attributes=False
-        ),
-        id=identity_workflow_id(state.employee_id),
+@asynccontextmanager
+async def _running(
+    env: WorkflowEnvironment, policy: Policy, state: IdentityState
+) -> AsyncIterator[WorkflowHandle]:
+    """The identity, started from `state` on a worker of its own; terminated afterwards."""
+    queue = f"release-hold-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
         task_queue=queue,
-    )
+        workflows=LIFECYCLE_WORKFLOWS,
+        activities=lifecycle_activities(policy, FakeDirectory()),
+    ):
+        identity = await env.client.start_workflow(
+            IdentityContract.WORKFLOW,
+            IdentityWorkflowInput(
+                employee_id=state.employee_id, state=state, record_search_attributes=False
+            ),
+            id=identity_workflow_id(state.employee_id),
+            task_queue=queue,
+        )
+        yield identity
+        await identity.terminate("test over")
 
 
 def _applied(state: IdentityState, event: HrEvent) -> bool:
@@ -84,16 +99,9 @@ def _applied(state: IdentityState, event: HrEvent) -> bool:
 async def test_a_move_waits_for_a_package_being_released(
     time_skipping_env: WorkflowEnvironment, demo_policy: Policy
 ) -> None:
-    env, queue = time_skipping_env, f"release-hold-{uuid.uuid4()}"
-    employee = f"RH{uuid.uuid4().hex[:6]}"
-    state, move = _releasing(employee, await env.get_current_time())
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=LIFECYCLE_WORKFLOWS,
-        activities=lifecycle_activities(demo_policy, FakeDirectory()),
-    ):
-        identity = await _start(env, queue, state)
+    env = time_skipping_env
+    state, move = _releasing(f"RH{uuid.uuid4().hex[:6]}", await env.get_current_time())
+    async with _running(env, demo_policy, state) as identity:
         await identity.signal(IdentityContract.SIGNAL_HR_EVENT, move)
         await asyncio.sleep(1.0)  # queries do not skip time: the hold is still on
         waiting = await details(identity)
@@ -109,25 +117,15 @@ async def test_a_move_waits_for_a_package_being_released(
         moved = await until(identity, lambda s: _applied(s, move), "the move applied")
         assert moved.worker is not None and moved.worker.department == "Finance"
         assert any(a.target == "Finance" for a in moved.access)
-        await identity.terminate("test over")
 
 
 async def test_a_request_that_never_closes_holds_the_identity_only_a_while(
     time_skipping_env: WorkflowEnvironment, demo_policy: Policy
 ) -> None:
-    env, queue = time_skipping_env, f"release-hold-{uuid.uuid4()}"
-    employee = f"RH{uuid.uuid4().hex[:6]}"
-    now = await env.get_current_time()
-    state, move = _releasing(employee, now)
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=LIFECYCLE_WORKFLOWS,
-        activities=lifecycle_activities(demo_policy, FakeDirectory()),
-    ):
-        identity = await _start(env, queue, state)
+    env = time_skipping_env
+    state, move = _releasing(f"RH{uuid.uuid4().hex[:6]}", await env.get_current_time())
+    async with _running(env, demo_policy, state) as identity:
         await identity.signal(IdentityContract.SIGNAL_HR_EVENT, move)
         await env.sleep(RELEASE_HOLD + timedelta(minutes=1))
         moved = await until(identity, lambda s: _applied(s, move), "the move applied")
         assert moved.worker is not None and moved.worker.department == "Finance"
-        await identity.terminate("test over")
