@@ -29,7 +29,13 @@ from domain.lifecycle.identity import (
 from domain.lifecycle.ledger import RELEASE_HOLD
 from domain.policy.model import Policy
 from tests.support.fake_directory import FakeDirectory
-from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, details, lifecycle_activities, until
+from tests.support.lifecycle import (
+    LIFECYCLE_WORKFLOWS,
+    details,
+    lifecycle_activities,
+    stop_when_quiet,
+    until,
+)
 
 
 def _releasing(employee: str, now: datetime) -> tuple[IdentityState, HrEvent]:
@@ -87,7 +93,7 @@ async def _running(
             task_queue=queue,
         )
         yield identity
-        await identity.terminate("test over")
+        await stop_when_quiet(identity)
 
 
 def _applied(state: IdentityState, event: HrEvent) -> bool:

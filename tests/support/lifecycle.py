@@ -74,3 +74,15 @@ async def until(
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"identity never reached: {what} (last: {state.stage}, {state.history})")
+
+
+async def stop_when_quiet(handle: WorkflowHandle) -> None:
+    """Terminate a workflow a test started by hand, once no workflow task of it is in flight: a
+    task still dispatched to a worker that is shutting down can hold the shared time-skipping
+    server's clock for the tests that follow."""
+    for _ in range(100):
+        description = await handle.describe()
+        if not description.raw_description.HasField("pending_workflow_task"):
+            break
+        await asyncio.sleep(0.05)
+    await handle.terminate("test over")
