@@ -228,7 +228,7 @@ async def hand_to_temporal(
         # One employee's events go one after the other, so the workflow receives them in body order.
         async with limit:
             for event in employee_events:
-                await _signal_with_start(client, event, task_queue)
+                await signal_with_start(client, event, task_queue)
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -249,7 +249,7 @@ async def hand_to_temporal(
     return IntakeResult(accepted=accepted, count=len(accepted))
 
 
-async def _signal_with_start(client: Client, event: HrEvent, task_queue: str) -> None:
+async def signal_with_start(client: Client, event: HrEvent, task_queue: str) -> None:
     employee_id = event.worker.employee_id
     # Signal-with-start: starts the entity if it is not running, else just delivers the signal.
     # Search attributes and summary only apply when this call is what starts the run.

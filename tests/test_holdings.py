@@ -20,6 +20,7 @@ from domain.lifecycle.ledger import (
     identity_holdings,
     release_hold_until,
     release_package,
+    remember_app_accounts,
 )
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -118,3 +119,15 @@ def test_a_package_registered_by_an_earlier_release_still_counts() -> None:
         ],
     )
     assert [h.resource.key for h in identity_holdings(state)] == ["app:a", "group:G"]
+
+
+def test_an_account_a_grant_made_is_remembered_after_the_grant_ends() -> None:
+    # Birthright gave the ledger app; a move then took it away (deactivated, not deleted).
+    state = IdentityState(
+        employee_id="E3",
+        access=[AccessItem(kind="scim_app", target="ledger", rule="finance", roles=["clerk"])],
+    )
+    remember_app_accounts(state)
+    state.access = []
+    remember_app_accounts(state)
+    assert state.app_accounts == ["ledger"]  # retention deletes it

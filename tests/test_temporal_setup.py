@@ -45,15 +45,13 @@ from domain.access.request import (
     request_workflow_id,
 )
 from domain.detective.sweep import GRAPH, SweepSettings
-from domain.lifecycle.events import EventType, HrEvent, WorkerRecord, identity_workflow_id
 from domain.lifecycle.identity import (
     IdentityContract,
     IdentityState,
-    IdentityWorkflowInput,
     LifecycleStage,
 )
 from domain.policy.model import Policy
-from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE
+from domain.search_attributes import EMPLOYEE_ID
 from tests import test_orphan_sweep as sweep_harness
 from tests.support.access import (
     AccessHarness,
@@ -143,43 +141,6 @@ async def org(
     store = tmp_path_factory.mktemp("setup-record") / "record.db"
     async with access_worker(env, short_policy(), FakeDirectory(), store) as harness:
         yield harness
-
-
-async def hire(
-    org: AccessHarness, employee_id: str, manager_id: str | None = None
-) -> WorkflowHandle:
-    """A hire started as the intake API starts it: with the search attributes (the harness's own
-    `hire` turns them off for the time-skipping server)."""
-    now = await org.env.get_current_time()
-    event = HrEvent(
-        event_id=f"{employee_id}-hire",
-        type=EventType.HIRE,
-        effective_at=now - timedelta(days=30),
-        worker=WorkerRecord(
-            employee_id=employee_id,
-            given_name="Setup",
-            family_name=employee_id,
-            department="Finance",
-            manager_id=manager_id,
-        ),
-    )
-    handle = await org.env.client.start_workflow(
-        IdentityContract.WORKFLOW,
-        IdentityWorkflowInput(employee_id=employee_id),
-        id=identity_workflow_id(employee_id),
-        task_queue=org.queue,
-        start_signal=IdentityContract.SIGNAL_HR_EVENT,
-        start_signal_args=[event],
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(EMPLOYEE_ID, employee_id),
-                SearchAttributePair(LIFECYCLE_STAGE, LifecycleStage.NONE.value),
-            ]
-        ),
-    )
-    org.identities[employee_id] = handle
-    await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, f"{employee_id} active")
-    return handle
 
 
 async def request(org: AccessHarness, package_id: str, beneficiary_id: str) -> WorkflowHandle:
@@ -326,8 +287,8 @@ async def test_the_orphan_sweep_reads_identities_by_their_attributes(
 async def test_an_access_request_is_found_by_package_and_status(
     env: WorkflowEnvironment, org: AccessHarness
 ) -> None:
-    await hire(org, "SAM")
-    await hire(org, "SA1", manager_id="SAM")
+    await org.hire("SAM", as_intake=True)
+    await org.hire("SA1", manager_id="SAM", as_intake=True)
     handle = await request(org, "receivables", "SA1")
     await until_waiting(handle, 0)
     ours = 'AccessPackage = "receivables" AND EmployeeId = "SA1"'
@@ -352,7 +313,7 @@ async def test_an_access_request_is_found_by_package_and_status(
 async def test_an_identity_is_found_through_every_transition(
     env: WorkflowEnvironment, org: AccessHarness
 ) -> None:
-    handle = await hire(org, "SL1")
+    handle = await org.hire("SL1", as_intake=True)
     identity = f'EmployeeId = "SL1" AND WorkflowType = "{IdentityContract.WORKFLOW}"'
     await until_listed(env.client, f'{identity} AND LifecycleStage = "active"', {handle.id})
 

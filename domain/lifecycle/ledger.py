@@ -132,9 +132,7 @@ def release_package(state: IdentityState, ask: ReleaseAccessInput, now: datetime
         held.status = "releasing"
         held.releasing_since = now
     resources = package_resources(held) if held is not None and held.resources else ask.resources
-    if state.graph_user_id is None and not state.access:
-        # Deleted (or never provisioned): nothing else holds anything.
-        return Release(remove=sorted(set(resources), key=lambda r: r.key), kept=[])
+    # This package is releasing now, so it is not among the grants that may keep something.
     others = identity_grants(state)
     return release([*others, Grant(grant=ending, resources=resources)], ending)
 
@@ -148,6 +146,12 @@ def all_app_accounts(state: IdentityState) -> list[str]:
     """Every app account Tenure made for the person: those grants hold now, and those whose
     grant ended (an account outlives its package's end until retention deletes it)."""
     return sorted(set(state.app_accounts) | set(granted_app_accounts(state)))
+
+
+def remember_app_accounts(state: IdentityState) -> None:
+    """Note every app account the person's grants hold now in `state.app_accounts`, so it is
+    still known (and deleted at retention) after the grant that made it ends."""
+    state.app_accounts = all_app_accounts(state)
 
 
 def granted_app_accounts(state: IdentityState) -> list[str]:

@@ -74,8 +74,15 @@ class AccessHarness:
     record: HeldRecord
 
     async def hire(
-        self, employee_id: str, manager_id: str | None = None, department: str = "Finance"
+        self,
+        employee_id: str,
+        manager_id: str | None = None,
+        department: str = "Finance",
+        *,
+        as_intake: bool = False,
     ) -> WorkflowHandle:
+        """Hire and wait until active; `as_intake` starts the identity with its search
+        attributes, as the API does (only on a server that has them registered)."""
         now = await self.env.get_current_time()
         event = HrEvent(
             event_id=f"{employee_id}-hire",
@@ -89,7 +96,7 @@ class AccessHarness:
                 manager_id=manager_id,
             ),
         )
-        handle = await signal_hr_event(self.env.client, self.queue, event)
+        handle = await signal_hr_event(self.env.client, self.queue, event, as_intake=as_intake)
         self.identities[employee_id] = handle
         await until(handle, lambda s: s.stage is LifecycleStage.ACTIVE, f"{employee_id} active")
         return handle

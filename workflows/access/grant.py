@@ -182,23 +182,15 @@ class GrantSteps(RequestCore):
                 RequestStatus.FAILED, "failed", f"removal failed: {error_cause(err)}"
             )
         keys = [r.key for r in resources]
-        still = [f"{h.resource.key} ({', '.join(g.describe() for g in h.grants)})" for h in kept]
+        held_by = {h.resource.key: [g.describe() for g in h.grants] for h in kept}
         text = f"removed {', '.join(keys) or 'nothing'}: {why}"
-        if still:
+        if held_by:
+            still = [f"{key} ({', '.join(grants)})" for key, grants in held_by.items()]
             text += f"; kept, still granted by something else: {', '.join(still)}"
-        self.tell(
-            "removed",
-            SYSTEM,
-            text,
-            resources=keys,
-            reason=why,
-            **(
-                {"kept": [{"resource": h.resource.key, "held_by": [g.describe() for g in h.grants]}
-                          for h in kept]}
-                if kept
-                else {}
-            ),
-        )  # fmt: skip
+        extra = (
+            {"kept": [{"resource": k, "held_by": g} for k, g in held_by.items()]} if kept else {}
+        )
+        self.tell("removed", SYSTEM, text, resources=keys, reason=why, **extra)
         return await self._finish(status, None, why)
 
     async def _apply_resources(self, resources: list[ResourceRef], present: bool) -> None:

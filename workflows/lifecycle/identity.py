@@ -64,9 +64,8 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
         self._state.event_digests = {}
         self._state.scheduled = []
         self._state.holdings = []
-        if not self._state.app_accounts:
-            # A state from a release before app_accounts: the accounts its grants hold exist.
-            self._state.app_accounts = ledger.granted_app_accounts(self._state)
+        # A state from a release before app_accounts: the accounts its grants hold exist.
+        ledger.remember_app_accounts(self._state)
         # Received, not yet applied; kept in arrival order, applied in effective-time order.
         self._pending: list[HrEvent] = list(input.pending)
         # Bumped by every signal and every transition that ends: wakes the event loop.
@@ -153,9 +152,7 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
     def access_request_changed(self, change: AccessRequestChanged) -> None:
         identity_access.apply_change(self._state, change)
         if change.status == "granted":
-            self._state.app_accounts = sorted(
-                set(self._state.app_accounts) | set(ledger.granted_app_accounts(self._state))
-            )
+            ledger.remember_app_accounts(self._state)
         # A grant that lands while (or after) the person leaves is taken back at once.
         if change.status == "granted" and self._state.stage in (
             LifecycleStage.DISABLED,

@@ -101,7 +101,7 @@ class HireSteps(IdentityCore):
             AccessItem(kind=ResourceKind.SCIM_ACCOUNT, target=a.app, rule=a.rule, roles=a.roles)
             for a in result.apps
         ]
-        self._state.app_accounts = ledger.all_app_accounts(self._state)
+        ledger.remember_app_accounts(self._state)
         self._state.leave_event_id = None
         self._state.leave_date = None
         self._set_stage(LifecycleStage.ACTIVE)

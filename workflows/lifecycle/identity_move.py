@@ -110,6 +110,9 @@ class MoveSteps(IdentityCore):
         state.record_as_of = event.effective_at
         old_access = state.access
         state.access = result.access
+        # An app the new attributes grant is an account to delete at retention, even if a
+        # later move takes it away again.
+        ledger.remember_app_accounts(state)
         await self._record_access_changes(self._mover_changes(event, old_access))
         state.pending_removals = [
             p for p in state.pending_removals if (p.kind, p.target) not in cancelled
