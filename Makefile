@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 900
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run status test lint fmt bench bench-intake clean clean-state
+.PHONY: help install run status test lint fmt bench bench-intake bench-reviews clean clean-state
 
 help:
 	@echo "make run          start the local stack (Temporal, Graph + SCIM emulators, worker, API)"
@@ -19,6 +19,7 @@ help:
 	@echo "make test         ruff + the whole test suite (TEST_TIMEOUT=$(TEST_TIMEOUT)s)"
 	@echo "make bench        joiner throughput benchmark"
 	@echo "make bench-intake HR intake: cost of the inbound checks and the event-id record"
+	@echo "make bench-reviews access review of 100,000 items, start to applied, hires meanwhile"
 	@echo "make lint / fmt   ruff check / ruff format"
 	@echo "make clean        remove the virtualenv and caches (keeps .tenure)"
 	@echo "make clean-state  remove .tenure: the local stack's workflows, directories, credentials"
@@ -57,6 +58,9 @@ bench: $(STAMP)
 
 bench-intake: $(STAMP)
 	$(PY) -m bench.intake
+
+bench-reviews: $(STAMP)
+	$(PY) -m bench.reviews
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -40,12 +40,20 @@ from api.json_body import MAX_BODY_BYTES, InvalidBody, read_body
 from api.limits import MAX_HEADER_BYTES, HeaderLimits
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.query_params import only_declared_query_parameters
+from api.review_models import (
+    ConfirmApplyBody,
+    EndStageBody,
+    ReviewDecisionBody,
+    StartReviewBody,
+)
+from api.reviews import router as reviews_router
 from api.routes import allowed_methods
 from api.settings import ApiSettings
 from connection.temporal import connect, temporal_is_healthy
 from domain.audit import AccessChange
 from domain.lifecycle.events import MAX_EVENTS_PER_BATCH, HrEvent
 from domain.policy.model import Policy
+from domain.reviews.items import ReportRow
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +228,7 @@ def create_app(
     app.include_router(access_requests_router)
     app.include_router(access_actions_router)
     app.include_router(audit_export_router)
+    app.include_router(reviews_router)
     _document_body_models(app)
     return app
 
@@ -300,6 +309,11 @@ _DOCUMENTED_MODELS: TypeAdapter[Any] = TypeAdapter(
     | ExtensionBody
     | CancelBody
     | RevokeBody
+    | StartReviewBody
+    | ReviewDecisionBody
+    | ConfirmApplyBody
+    | EndStageBody
+    | ReportRow
 )
 
 

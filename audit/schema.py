@@ -2,7 +2,7 @@
 
 The tables are created and changed only by Alembic revisions (`audit/migrations/versions/`), which
 the store applies when it opens (`audit.migrate`). This module describes the schema at the newest
-revision; `tests/test_access_record.py` checks on every backend that the two agree.
+revision; `tests/record/test_migrations.py` checks on every backend that the two agree.
 
 How a new table lands (PIM activations, access-review campaign items, ...):
 1. add an Alembic revision `audit/migrations/versions/NNNN_<what>.py` whose `down_revision` is the
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, MetaData, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Table, Text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -139,5 +139,95 @@ hr_events = Table(
     Column("employee_id", Text, nullable=False),
     Column("digest", Text, nullable=False),
     Column("received_at", UtcTimestamp, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+
+# ---- access-review campaigns (revision 0003). Kept with no retention cap: nothing prunes them.
+
+# Each campaign's latest progress (CampaignProgress JSON), as the campaign workflow records it.
+review_campaigns = Table(
+    "review_campaigns",
+    metadata,
+    Column("campaign_id", OrderedText, primary_key=True),
+    Column("review_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("phase", Text, nullable=False),
+    Column("started_at", UtcTimestamp, nullable=False),
+    Column("finished_at", UtcTimestamp, nullable=True),
+    Column("progress", Text, nullable=False),
+    Column("updated_at", UtcTimestamp, nullable=False),
+    Index("review_campaigns_review", "review_id", "started_at"),
+    Index("review_campaigns_started", "started_at"),
+)
+
+# One row per item a campaign reviews (the ReviewItem JSON, with what is filtered on as columns),
+# and its final outcome and removal once known. (On PostgreSQL, revision 0003 also sets `item`'s
+# statistics target to 0: nothing filters on it, and ANALYZE is then much cheaper.)
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("campaign_id", OrderedText, primary_key=True),
+    Column("item_id", OrderedText, primary_key=True),
+    Column("holder_kind", Text, nullable=False),
+    Column("holder_id", Text, nullable=False),
+    Column("employee_id", OrderedText, nullable=True),
+    Column("holder_name", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("recommendation", Text, nullable=False),
+    Column("protected", Boolean, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("final_stage", Integer, nullable=True, autoincrement=False),
+    Column("final_outcome", Text, nullable=True),
+    Column("final_decided_by", OrderedText, nullable=True),
+    Column("final_justification", Text, nullable=True),
+    Column("final_decided_at", UtcTimestamp, nullable=True),
+    Column("applied", Text, nullable=False),
+    Column("applied_at", UtcTimestamp, nullable=True),
+    Column("apply_detail", Text, nullable=False),
+    Column("apply_batch", Integer, nullable=True, autoincrement=False),
+    Index("review_items_employee", "campaign_id", "employee_id"),
+    Index("review_items_apply_batch", "campaign_id", "apply_batch"),
+)
+
+# An item's place in one stage (0-based): its batch, its reviewers (JSON list) and the outcome.
+review_stage_items = Table(
+    "review_stage_items",
+    metadata,
+    Column("campaign_id", OrderedText, primary_key=True),
+    Column("stage", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", OrderedText, primary_key=True),
+    Column("batch", Integer, nullable=False, autoincrement=False),
+    Column("reviewers", Text, nullable=False),
+    Column("outcome", Text, nullable=True),
+    Column("decided_by", OrderedText, nullable=True),
+    Column("justification", Text, nullable=False),
+    Column("decided_at", UtcTimestamp, nullable=True),
+    Index("review_stage_items_batch", "campaign_id", "stage", "batch"),
+    # An item's stages in order: finalizing (its highest stage) and the report.
+    Index("review_stage_items_item", "campaign_id", "item_id", "stage"),
+)
+
+# Who reviews which item in a stage; the key's prefix routes a reviewer's decisions and reminders.
+review_reviewers = Table(
+    "review_reviewers",
+    metadata,
+    Column("campaign_id", OrderedText, primary_key=True),
+    Column("stage", Integer, primary_key=True, autoincrement=False),
+    Column("reviewer_id", OrderedText, primary_key=True),
+    Column("item_id", OrderedText, primary_key=True),
+    Column("batch", Integer, nullable=False, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+# Decisions the API refused (not a reviewer of the item, own access, stage closed, ...).
+review_refusals = Table(
+    "review_refusals",
+    metadata,
+    Column("campaign_id", OrderedText, primary_key=True),
+    Column("at", UtcTimestamp, primary_key=True),
+    Column("actor_id", OrderedText, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("item_ids", Text, nullable=False),
     sqlite_with_rowid=False,
 )

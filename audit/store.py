@@ -1,5 +1,6 @@
-"""The access record: requests, their stories, who must decide, every access change, and the HR
-events the intake has taken (by event id and content digest).
+"""The access record: requests, their stories, who must decide, every access change, the HR
+events the intake has taken (by event id and content digest), and access-review campaigns (their
+items, decisions per stage, removals and report; `audit/reviews.py`).
 
 It lives on SQLite (the embedded default: one file, `TENURE_ACCESS_RECORD_DB`) or on PostgreSQL
 (`TENURE_ACCESS_RECORD_URL`); `audit/location.py` says how either is named and reached. The store
@@ -17,7 +18,8 @@ methods are synchronous.
 
 Every write is idempotent and monotonic (see `audit/writes.py`): story lines and access changes
 are inserted once each and never changed, and a request's view is replaced only by a view at least
-as far along. Nothing here ever deletes a story line or an access change.
+as far along. Nothing here ever deletes a story line or an access change. Campaign writes are
+idempotent too (`audit/reviews.py`), and a campaign's record, report included, is never pruned.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from audit import reads, writes
+from audit import reads, reviews, writes
 from audit.location import (
     BUSY_TIMEOUT_MS,
     ENV_VAR,
@@ -50,6 +53,15 @@ from audit.migrate import migrate
 from audit.model import AccessRecordError, HrEventConflict, ReceivedHrEvent
 from domain.access.request import RequestView
 from domain.audit import AccessChange
+from domain.reviews.campaign import CampaignProgress, RefusedReviewAttempt
+from domain.reviews.items import (
+    ApplyState,
+    Outcome,
+    ReportRow,
+    ReviewerItem,
+    ReviewItem,
+    StageDecision,
+)
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -186,6 +198,186 @@ class AccessRecordStore:
             if len(rows) < _PAGE:
                 return
             after = (rows[-1].at, rows[-1].change_id)
+
+    # ---- access-review campaigns (audit/reviews.py says how they are kept) ---------------------
+
+    def record_campaign(self, progress: CampaignProgress) -> None:
+        """Keep the campaign's latest progress; a finished campaign is never reopened by an older
+        write (one without `finished_at`)."""
+        with self._writing() as conn:
+            reviews.record_campaign(conn, progress, datetime.now(UTC))
+
+    def get_campaign(self, campaign_id: str) -> CampaignProgress | None:
+        with self._engine.connect() as conn:
+            return reviews.get_campaign(conn, campaign_id)
+
+    def list_campaigns(
+        self, *, review_id: str | None = None, limit: int = 50
+    ) -> list[CampaignProgress]:
+        """Campaigns newest first (by start), of one review if given."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._engine.connect() as conn:
+            return reviews.list_campaigns(conn, review_id=review_id, limit=limit)
+
+    def add_review_items(self, campaign_id: str, items: Sequence[ReviewItem]) -> int:
+        """Keep each item once (an item id already there keeps its first copy); how many are new."""
+        with self._writing() as conn:
+            return reviews.add_review_items(conn, campaign_id, items)
+
+    def count_review_items(self, campaign_id: str) -> int:
+        with self._engine.connect() as conn:
+            return reviews.count_review_items(conn, campaign_id)
+
+    def review_items(self, campaign_id: str, item_ids: Sequence[str]) -> dict[str, ReviewItem]:
+        """The campaign's items with these ids, by id (ids it does not hold are left out)."""
+        with self._engine.connect() as conn:
+            return reviews.review_items_by_id(conn, campaign_id, item_ids)
+
+    def iter_stage_candidates(
+        self, campaign_id: str, stage: int, only: Sequence[Outcome], page: int = 1000
+    ) -> Iterator[list[ReviewItem]]:
+        """Pages (by item id) of the items entering `stage`: every item for stage 0; for a later
+        stage, those of the stage before whose outcome is in `only` (all of them if empty). Items
+        whose holder left never enter. Each page is read on its own short connection."""
+        if page < 1:
+            raise ValueError("page must be at least 1")
+        after: str | None = None
+        while True:
+            with self._engine.connect() as conn:
+                items = reviews.stage_candidates_page(
+                    conn, campaign_id, stage, only, after=after, limit=page
+                )
+            if items:
+                yield items
+            if len(items) < page:
+                return
+            after = items[-1].item_id
+
+    def assign_stage(
+        self, campaign_id: str, stage: int, rows: Sequence[tuple[str, int, list[str]]]
+    ) -> None:
+        """Put items (item_id, batch, reviewers) in a stage; an item already assigned to it keeps
+        its first assignment (batch and reviewers)."""
+        with self._writing() as conn:
+            reviews.assign_stage(conn, campaign_id, stage, rows)
+
+    def load_stage_batch(self, campaign_id: str, stage: int, batch: int) -> list[ReviewerItem]:
+        """The batch's items by item id, with their outcome if already decided (a retry resumes)."""
+        with self._engine.connect() as conn:
+            return reviews.load_stage_batch(conn, campaign_id, stage, batch)
+
+    def record_stage_decisions(
+        self, campaign_id: str, stage: int, decisions: Sequence[StageDecision]
+    ) -> None:
+        """Overwrite the items' outcome in the stage (not an item closed because its holder left)."""
+        with self._writing() as conn:
+            reviews.record_stage_decisions(conn, campaign_id, stage, decisions)
+
+    def add_stage_reviewers(
+        self, campaign_id: str, stage: int, reviewers_by_item: dict[str, list[str]]
+    ) -> None:
+        """Escalation: these reviewers join the items (in the stage) too; items not in it are skipped."""
+        with self._writing() as conn:
+            reviews.add_stage_reviewers(conn, campaign_id, stage, reviewers_by_item)
+
+    def reviewers_with_undecided(self, campaign_id: str, stage: int) -> list[str]:
+        """Reviewers with at least one item of the stage still undecided, by id."""
+        with self._engine.connect() as conn:
+            return reviews.reviewers_with_undecided(conn, campaign_id, stage)
+
+    def reviewers_not_started(self, campaign_id: str, stage: int) -> list[str]:
+        """Reviewers with items in the stage who decided none of them, by id."""
+        with self._engine.connect() as conn:
+            return reviews.reviewers_not_started(conn, campaign_id, stage)
+
+    def undecided_items_of(
+        self, campaign_id: str, stage: int, reviewers: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """Each reviewer's undecided item ids in the stage (reviewers with none are left out)."""
+        with self._engine.connect() as conn:
+            return reviews.undecided_items_of(conn, campaign_id, stage, reviewers)
+
+    def batches_of_reviewer(self, campaign_id: str, stage: int, reviewer_id: str) -> list[int]:
+        with self._engine.connect() as conn:
+            return reviews.batches_of_reviewer(conn, campaign_id, stage, reviewer_id)
+
+    def close_left(self, campaign_id: str, employee_ids: Sequence[str], at: datetime) -> int:
+        """Items of these holders with nothing applied yet (nothing, or a pending removal) become
+        LEFT with nothing to apply, and their undecided stage rows LEFT; how many items changed."""
+        with self._writing() as conn:
+            return reviews.close_left(conn, campaign_id, employee_ids, at)
+
+    def employee_ids_in_campaign(self, campaign_id: str) -> list[str]:
+        """The distinct employee ids of holders whose items are not closed as LEFT, by id."""
+        with self._engine.connect() as conn:
+            return reviews.employee_ids_in_campaign(conn, campaign_id)
+
+    def finalize_outcomes(self, campaign_id: str, *, at: datetime | None = None) -> dict[str, int]:
+        """Each item's final outcome: its highest stage's (LEFT items keep theirs); items by outcome.
+
+        Stage rows nobody decided are closed first as NOT_REVIEWED by "rule: nobody decided", at
+        the stage's close (or planned end) as the recorded progress says, else `at` (default now).
+        """
+        with self._writing() as conn:
+            return reviews.finalize_outcomes(conn, campaign_id, at or datetime.now(UTC))
+
+    def plan_removals(self, campaign_id: str, batch_size: int = 500) -> tuple[int, int, list[int]]:
+        """(removals, protected, apply batches): denied protected items are never removed; the
+        other denied ones become PENDING in batches of `batch_size` (in item order). A rerun
+        numbers only what is new, so returns the same when nothing changed."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        with self._writing() as conn:
+            return reviews.plan_removals(conn, campaign_id, batch_size)
+
+    def removal_batch(self, campaign_id: str, batch: int) -> list[tuple[ReviewItem, ApplyState]]:
+        """The apply batch's items by item id, each with its state (a retried batch skips the done)."""
+        with self._engine.connect() as conn:
+            return reviews.removal_batch(conn, campaign_id, batch)
+
+    def record_applied(
+        self,
+        campaign_id: str,
+        results: Sequence[tuple[str, ApplyState, str, datetime | None]],
+    ) -> None:
+        """(item_id, state, detail, at) of removals applied (or not); overwrites."""
+        with self._writing() as conn:
+            reviews.record_applied(conn, campaign_id, results)
+
+    def campaign_counts(self, campaign_id: str) -> dict[str, Any]:
+        """{"items": n, "stages": {stage: {"items", "decided", "undecided", "outcomes"}},
+        "final": {outcome: n}, "applied": {ApplyState: n}}, for progress displays."""
+        with self._engine.connect() as conn:
+            return reviews.campaign_counts(conn, campaign_id)
+
+    def iter_report(self, campaign_id: str, page: int = 1000) -> Iterator[ReportRow]:
+        """One row per item by item id, each page read on its own short connection."""
+        if page < 1:
+            raise ValueError("page must be at least 1")
+        with self._engine.connect() as conn:
+            progress = reviews.get_campaign(conn, campaign_id)
+        now = datetime.now(UTC)
+        after: str | None = None
+        while True:
+            with self._engine.connect() as conn:
+                rows = reviews.report_page(
+                    conn, campaign_id, progress, after=after, limit=page, now=now
+                )
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].item_id
+
+    def record_review_refusal(self, campaign_id: str, attempt: RefusedReviewAttempt) -> None:
+        """Keep a refused attempt once (by campaign, time and actor)."""
+        with self._writing() as conn:
+            reviews.record_review_refusal(conn, campaign_id, attempt)
+
+    def review_refusals(self, campaign_id: str) -> list[RefusedReviewAttempt]:
+        """The campaign's refused attempts in time order."""
+        with self._engine.connect() as conn:
+            return reviews.review_refusals_of(conn, campaign_id)
 
     # ---- plumbing ------------------------------------------------------------------------------
 

@@ -7,12 +7,14 @@ the session `tenure login` saved; none talks to Temporal directly, so the API's 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
+from rich.console import Console
 
 from cli.api_session import NotLoggedInError, authorized_client
 from stack.stack_file import tenure_home
@@ -83,3 +85,23 @@ def instant(text: str) -> datetime:
             f"{text!r} is not an ISO-8601 date or time (e.g. 2026-12-31 or 2026-12-31T17:00Z)"
         ) from None
     return value if value.tzinfo is not None else value.astimezone()
+
+
+def command_console(**options: Any) -> Console:
+    # No emoji codes: a resource such as `app:ledger:reader` must not print as a ledger icon.
+    return Console(emoji=False, **options)
+
+
+def with_api(command: Callable[[argparse.Namespace, Any, Console], int]) -> Callable[..., int]:
+    """Open the session's client, run the command, and turn an API refusal into one line, exit 1."""
+
+    def handler(args: argparse.Namespace) -> int:
+        console = command_console()
+        try:
+            with api_client() as client:
+                return command(args, client, console)
+        except ApiError as err:
+            print(f"tenure: {err}", file=sys.stderr)
+            return 1
+
+    return handler

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.api_calls import ApiError, api_client, call, instant
+from cli.api_calls import call, instant, with_api
 from domain.access.request import RequestStatus, RequestView, StoryEntry
 from domain.approval.contract import StageView
 
@@ -92,41 +90,41 @@ def register(groups: argparse._SubParsersAction) -> None:
     new.add_argument(
         "--until", type=instant, metavar="ISO", help="when the access should end, where you choose"
     )
-    new.set_defaults(handler=_with_api(_new))
+    new.set_defaults(handler=with_api(_new))
 
     listing = commands.add_parser("list", help="your requests (made by you or for you)")
     listing.add_argument("--status", choices=[s.value for s in RequestStatus], metavar="STATUS")
-    listing.set_defaults(handler=_with_api(_list))
+    listing.set_defaults(handler=with_api(_list))
 
     approvals = commands.add_parser("approvals", help="requests waiting for your decision")
-    approvals.set_defaults(handler=_with_api(_approvals))
+    approvals.set_defaults(handler=with_api(_approvals))
 
     show = commands.add_parser("show", help="a request's full story")
     show.add_argument("request_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print the request as JSON")
-    show.set_defaults(handler=_with_api(_show))
+    show.set_defaults(handler=with_api(_show))
 
     for name, decision in (("approve", "approve"), ("deny", "deny")):
         decide = commands.add_parser(name, help=f"{name} a request waiting for you")
         decide.add_argument("request_id", metavar="ID")
         decide.add_argument("--comment", "-c", default="", metavar="TEXT")
-        decide.set_defaults(handler=_with_api(_decide), decision=decision)
+        decide.set_defaults(handler=with_api(_decide), decision=decision)
 
     extend = commands.add_parser("extend", help="ask to extend granted access")
     extend.add_argument("request_id", metavar="ID")
     extend.add_argument("--until", type=instant, required=True, metavar="ISO")
     extend.add_argument("--justification", "-j", default="", metavar="TEXT")
-    extend.set_defaults(handler=_with_api(_extend))
+    extend.set_defaults(handler=with_api(_extend))
 
     cancel = commands.add_parser("cancel", help="withdraw a request of yours")
     cancel.add_argument("request_id", metavar="ID")
     cancel.add_argument("--reason", default="", metavar="TEXT")
-    cancel.set_defaults(handler=_with_api(_cancel))
+    cancel.set_defaults(handler=with_api(_cancel))
 
     revoke = commands.add_parser("revoke", help="remove granted access now (administrators)")
     revoke.add_argument("request_id", metavar="ID")
     revoke.add_argument("--reason", required=True, metavar="TEXT")
-    revoke.set_defaults(handler=_with_api(_revoke))
+    revoke.set_defaults(handler=with_api(_revoke))
 
 
 def _answer(text: str) -> tuple[str, str]:
@@ -134,26 +132,6 @@ def _answer(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE, e.g. ticket=CHG-1234")
     return key.strip(), value
-
-
-def command_console(**options: Any) -> Console:
-    # No emoji codes: a resource such as `app:ledger:reader` must not print as a ledger icon.
-    return Console(emoji=False, **options)
-
-
-def _with_api(command: Callable[[argparse.Namespace, Any, Console], int]) -> Callable[..., int]:
-    """Open the session's client, run the command, and turn an API refusal into one line, exit 1."""
-
-    def handler(args: argparse.Namespace) -> int:
-        console = command_console()
-        try:
-            with api_client() as client:
-                return command(args, client, console)
-        except ApiError as err:
-            print(f"tenure: {err}", file=sys.stderr)
-            return 1
-
-    return handler
 
 
 # ---- commands ----------------------------------------------------------------------------------

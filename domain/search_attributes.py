@@ -15,4 +15,16 @@ TRANSITION_TYPE = SearchAttributeKey.for_keyword("TransitionType")
 ACCESS_PACKAGE = SearchAttributeKey.for_keyword("AccessPackage")
 REQUEST_STATUS = SearchAttributeKey.for_keyword("RequestStatus")
 
-ALL = (EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE, ACCESS_PACKAGE, REQUEST_STATUS)
+# Access reviews: which review a campaign runs, and its phase (domain.reviews.campaign.Phase).
+REVIEW_ID = SearchAttributeKey.for_keyword("ReviewId")
+CAMPAIGN_PHASE = SearchAttributeKey.for_keyword("CampaignPhase")
+
+ALL = (
+    EMPLOYEE_ID,
+    LIFECYCLE_STAGE,
+    TRANSITION_TYPE,
+    ACCESS_PACKAGE,
+    REQUEST_STATUS,
+    REVIEW_ID,
+    CAMPAIGN_PHASE,
+)

@@ -29,6 +29,7 @@ from domain.access.request import RequestStatus, request_workflow_id
 from domain.lifecycle.events import identity_workflow_id
 from domain.lifecycle.identity import IdentityContract, LifecycleStage
 from emulators.graph.tokens import emulated_user_token_form
+from stack.demo_reviews import REVIEW_STARTER, run_demo_reviews
 
 APP_ROLES: dict[str, list[str]] = {"E0001": ["Tenure.Admin"], "E0005": ["Tenure.Auditor"]}
 # How long the demo waits for its people to be provisioned and active, and for each request to
@@ -95,10 +96,11 @@ WAITING_APPROVER = "E0003"
 
 
 def demo_people() -> list[str]:
-    """Everyone the demo requests need active: requesters, approvers, the waiting one's approver."""
+    """Everyone the demo needs active: requesters, approvers, the waiting one's approver, and the
+    administrator who starts the demo review."""
     ids = [r.requester_id for r in DEMO_REQUESTS]
     ids += [r.approver_id for r in DEMO_REQUESTS if r.approver_id]
-    return list(dict.fromkeys([*ids, WAITING_APPROVER]))
+    return list(dict.fromkeys([*ids, WAITING_APPROVER, REVIEW_STARTER]))
 
 
 class DemoRequestError(Exception):
@@ -160,6 +162,17 @@ async def run_demo_requests(
                 continue
             say(describe(outcome))
             outcomes.append(outcome)
+        try:
+            await run_demo_reviews(
+                http,
+                endpoints.api_url,
+                endpoints.control_url,
+                endpoints.graph_token,
+                demo.auth,
+                say,
+            )
+        except httpx.HTTPError as err:
+            say(f"[yellow]demo review not started:[/] {err!r}")
         return outcomes
 
 
@@ -222,12 +235,12 @@ class _Demo:
             return False  # not in the directory yet, or not enabled yet
         raise DemoRequestError(_refused("POST", url, response))
 
-    def _auth(self, employee_id: str) -> dict[str, str]:
+    def auth(self, employee_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[employee_id]}"}
 
     async def make(self, request: DemoRequest) -> DemoOutcome:
         url = f"{self.endpoints.api_url}/v1/access/requests"
-        headers = {**self._auth(request.requester_id), "Idempotency-Key": request.key}
+        headers = {**self.auth(request.requester_id), "Idempotency-Key": request.key}
         response = await self._call(
             "POST", url, json=request.body(datetime.now(UTC)), headers=headers
         )
@@ -265,7 +278,7 @@ class _Demo:
         assert request.approver_id is not None
         url = f"{self.endpoints.api_url}/v1/access/requests/{request_id}/decision"
         body = {"decision": "approve", "comment": "Approved for the demo."}
-        response = await self._call("POST", url, json=body, headers=self._auth(request.approver_id))
+        response = await self._call("POST", url, json=body, headers=self.auth(request.approver_id))
         if response.status_code == 200:
             return f"approved by {request.approver_id}"
         if response.status_code == 409:
@@ -279,7 +292,7 @@ class _Demo:
         url = f"{self.endpoints.api_url}/v1/access/requests/{request_id}"
         deadline = time.monotonic() + self.settle_s
         while True:
-            response = await self._call("GET", url, headers=self._auth(request.requester_id))
+            response = await self._call("GET", url, headers=self.auth(request.requester_id))
             if response.status_code not in (200, 503):  # 503: Temporal busy, try again
                 raise DemoRequestError(_refused("GET", url, response))
             view = response.json() if response.status_code == 200 else None

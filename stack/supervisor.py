@@ -21,6 +21,7 @@ from rich.console import Console
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from connection.schedules_sync import Action, ScheduleSyncError, sync_schedules
 from connection.search_attributes_setup import (
     Outcome,
     SearchAttributeSetupError,
@@ -40,7 +41,6 @@ from stack.demo_requests import (
 )
 from stack.processes import Child
 from stack.readiness import NotReadyError
-from stack.schedules import ensure_orphan_sweep_schedule
 from stack.stack_file import read_stack_file, remove_stack_file, write_stack_file
 from stack.status import pid_alive
 
@@ -135,21 +135,23 @@ class Stack:
         )
 
     async def _ensure_schedules(self) -> None:
-        """The policy's orphan sweep as a Temporal Schedule (created, updated, or removed)."""
+        """The policy's schedules (orphan sweep, recurring reviews), as `tenure schedules sync`."""
         assert self.client is not None
         try:
-            handle = await ensure_orphan_sweep_schedule(
+            report = await sync_schedules(
                 self.client, self.config.policy, IdentityContract.TASK_QUEUE
             )
-        except RPCError as exc:
-            # The rest of the stack works without it: say so rather than stop.
-            self.say(f"[yellow]orphan sweep schedule not registered:[/] {exc}")
+        except (RPCError, ScheduleSyncError) as exc:
+            # The rest of the stack works without them: say so rather than stop.
+            self.say(f"[yellow]schedules not brought in line with the policy:[/] {exc}")
             return
-        self.say(
-            f"orphan sweep schedule {handle.id!r} registered"
-            if handle
-            else "orphan sweep: none in the policy"
-        )
+        if not report.entries:
+            self.say("schedules: none in the policy")
+            return
+        self.say(f"schedules: {report.summary()}")
+        for entry in report.entries:
+            if entry.action is Action.CONFLICT:
+                self.say(f"[yellow]schedule {entry.schedule_id!r}:[/] {entry.note}")
 
     async def _wait_worker(self, worker: Child) -> None:
         assert self.client is not None

@@ -161,4 +161,8 @@ def test_a_version_1_record_is_upgraded_in_place(tmp_path: Path) -> None:
     store = AccessRecordStore(path)
     assert store.claim_hr_events([claim("a", "1")]) == []
     with sqlite3.connect(path) as conn:  # now kept by Alembic (audit/migrate.py)
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        # Upgraded to the newest revision, whatever it is now (0002 added hr_events).
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (store.revision,)
+        ]
+    assert store.revision >= "0002"

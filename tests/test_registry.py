@@ -19,6 +19,7 @@ from activities.detective.sweep import SweepActivities
 from activities.graph.activities import GraphActivities
 from activities.policy import PolicyActivities
 from activities.record import AccessRecordActivities
+from activities.reviews.activities import ReviewActivities
 from activities.scim.activities import ScimActivities
 from domain.provisioning import UserIdInput
 from tests.support.unregistered_call import CallsAnUnregisteredActivity
@@ -39,6 +40,7 @@ PRODUCTION = (
     GraphActivities,
     ScimActivities,
     SweepActivities,
+    ReviewActivities,
 )
 
 

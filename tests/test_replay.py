@@ -40,7 +40,7 @@ def test_histories_are_recorded() -> None:
     # retention, a hire withdrawn before its start date, and a mover; and access requests (two
     # stages then expiry, an SoD denial, escalation then timeout, an extension, a leaver's).
     names = {p.stem.split("-")[0] for p in HISTORIES}
-    kinds = {"identity", "joiner", "leaver", "retention", "mover", "access"}
+    kinds = {"identity", "joiner", "leaver", "retention", "mover", "access", "review"}
     assert names == kinds and len(HISTORIES) >= 17
     requests = {p.stem for p in HISTORIES if p.stem.startswith("access-request-")}
     assert {
@@ -56,6 +56,11 @@ def test_histories_are_recorded() -> None:
     shared = (ROOT / "access-request-revoke-keeps-birthright.json").read_text()
     assert '"name": "access.release"' in shared
     assert "release_access" in (ROOT / "identity-RA6-ledger-release.json").read_text()
+    # A review campaign: two stages, an operator ending stage 1, the cap confirmed; its batches.
+    campaign = (ROOT / "review-campaign-two-stages.json").read_text()
+    assert '"name": "reviews.apply_batch"' in campaign and "confirm_apply" in campaign
+    batch = (ROOT / "review-campaign-two-stages--stage-2--batch-0.json").read_text()
+    assert '"name": "reviews.record_decisions"' in batch
     # R2's identity received its hire, a duplicate, and its hire id reused with other content.
     r2 = WorkflowHistory.from_json("identity-R2", (ROOT / "identity-R2.json").read_text())
     signals = [e for e in r2.events if e.HasField("workflow_execution_signaled_event_attributes")]
@@ -64,12 +69,14 @@ def test_histories_are_recorded() -> None:
 
 @pytest.mark.parametrize(
     "history",
-    [WorkflowHistory.from_json(p.stem, p.read_text()) for p, _ in ALL],
+    # A file is named by its run's workflow id ("/" written "--": a batch's id follows from its
+    # campaign's, and replay checks it).
+    [WorkflowHistory.from_json(p.stem.replace("--", "/"), p.read_text()) for p, _ in ALL],
     ids=[name for _, name in ALL],
 )
 async def test_recorded_history_replays(history: WorkflowHistory) -> None:
     replayer = Replayer(
-        workflows=registry.WORKFLOWS,
+        workflows=registry.ALL_WORKFLOWS,
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)

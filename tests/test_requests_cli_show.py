@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import httpx
 
-from cli.requests_cmd import command_console, render_request
+from cli.api_calls import command_console
+from cli.requests_cmd import render_request
 from domain.access.request import RequestStatus
 from tests.support.request_views import REQUEST_ID, rendered, story_view
 

@@ -23,6 +23,8 @@ from activities.graph.activities import GraphActivities
 from activities.graph.client import GraphSettings, build_graph_client
 from activities.policy import PolicyActivities
 from activities.record import AccessRecordActivities
+from activities.reviews.activities import ReviewActivities
+from activities.reviews.inventory import ReviewGraph
 from activities.scim.activities import ScimActivities
 from activities.scim.client import (
     ScimSettingsError,
@@ -34,6 +36,7 @@ from audit.store import AccessRecordError, AccessRecordStore
 from connection.temporal import TemporalSettings, TemporalSettingsError, connect
 from domain.lifecycle.identity import IdentityContract
 from domain.policy.file import PolicyFileError, load_policy, policy_path_from_env
+from domain.reviews.campaign import ReviewContract
 from workers import registry
 
 log = logging.getLogger("tenure.worker")
@@ -75,9 +78,16 @@ async def run_worker() -> None:
     # Access requests reach identity entities through Temporal, and keep their record in a store
     # that outlives Temporal's retention.
     access = AccessActivities(client, graph)
-    record = AccessRecordActivities(AccessRecordStore.from_env())
+    store = AccessRecordStore.from_env()
+    record = AccessRecordActivities(store)
     plans = PolicyActivities(policy)
+    reviews = ReviewActivities(
+        store, policy, ReviewGraph(graph_client), scim_clients, scim, client, access
+    )
     task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
+    review_queue = os.environ.get("TENURE_REVIEW_TASK_QUEUE") or ReviewContract.TASK_QUEUE
+    # Checked against the stubs workflows call: a missing one stops the worker here.
+    activities = registry.activities(plans, access, record, graph, scim, sweep, reviews)
 
     worker = Worker(
         client,
@@ -87,21 +97,31 @@ async def run_worker() -> None:
         max_cached_workflows=int(os.environ.get("TENURE_MAX_CACHED_WORKFLOWS", "5000")),
         task_queue=task_queue,
         workflows=registry.WORKFLOWS,
-        # Checked against the stubs workflows call: a missing one stops the worker here.
-        activities=registry.activities(plans, access, record, graph, scim, sweep),
+        activities=activities,
+    )
+    # Campaign work polls its own queue with its own slots: a 100k-item review keeps its batches
+    # and removals there, and hires on the main queue do not wait behind them.
+    review_worker = Worker(
+        client,
+        workflow_runner=workflow_runner(),
+        task_queue=review_queue,
+        workflows=registry.REVIEW_WORKFLOWS,
+        activities=activities,
+        max_concurrent_activities=int(os.environ.get("TENURE_REVIEW_ACTIVITIES", "8")),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "worker polling %r on %s (namespace %s) with policy %s",
+        "worker polling %r and %r on %s (namespace %s) with policy %s",
         task_queue,
+        review_queue,
         temporal.address,
         temporal.namespace,
         policy_path,
     )
-    async with worker:
+    async with worker, review_worker:
         await stop.wait()
     await http.aclose()
     log.info("worker stopped")

@@ -17,20 +17,24 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 from domain.stubs import all_stubs
-from workflows import access, detective, lifecycle
+from workflows import access, detective, lifecycle, reviews
 
 # Each capability package exports its workflows; the worker runs them all.
 LIFECYCLE_WORKFLOWS: list[type] = lifecycle.WORKFLOWS
 ACCESS_WORKFLOWS: list[type] = access.WORKFLOWS
 DETECTIVE_WORKFLOWS: list[type] = detective.WORKFLOWS
+# The main task queue's workflows. Access reviews run on their own queue
+# (ReviewContract.TASK_QUEUE), so a campaign's batches never queue ahead of a hire.
 WORKFLOWS: list[type] = [*LIFECYCLE_WORKFLOWS, *ACCESS_WORKFLOWS, *DETECTIVE_WORKFLOWS]
+REVIEW_WORKFLOWS: list[type] = reviews.WORKFLOWS
+ALL_WORKFLOWS: list[type] = [*WORKFLOWS, *REVIEW_WORKFLOWS]
 
 
 class RegistryError(ValueError):
     """The activities given do not match the stubs (missing, twice, or another signature)."""
 
 
-def workflow_names(workflows: Iterable[type] = WORKFLOWS) -> set[str]:
+def workflow_names(workflows: Iterable[type] = ALL_WORKFLOWS) -> set[str]:
     names = set()
     for cls in workflows:
         defn = workflow._Definition.must_from_class(cls)

@@ -110,6 +110,14 @@ class GraphDirectory:
 
     # ---- low-level calls -----------------------------------------------------------------------
 
+    @staticmethod
+    def _get(url: str) -> RequestInformation:
+        """A GET of a complete URL (a nextLink, a hand-built query). Given as `.url`, not as the
+        constructor's URL template, whose RFC 6570 expansion drops the commas of `$select`."""
+        request = RequestInformation(Method.GET)
+        request.url = url
+        return request
+
     async def _send_for_json(self, request: RequestInformation) -> dict[str, Any]:
         return await send_for_json(self._adapter, request)
 

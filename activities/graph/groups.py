@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiota_abstractions.method import Method
-from kiota_abstractions.request_information import RequestInformation
 from temporalio import activity
 
 from activities.graph.directory import GraphDirectory
@@ -28,9 +26,8 @@ class GraphGroups(GraphDirectory):
         )
         found: list[str] = []
         while url:
-            request = RequestInformation(Method.GET, url)
             with graph_call(f"list members of group {name!r}"):
-                page = await self._send_for_json(request)
+                page = await self._send_for_json(self._get(url))
             for member in page.get("value") or []:
                 if member.get("employeeId") and member.get("accountEnabled", True):
                     found.append(member["employeeId"])

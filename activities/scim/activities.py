@@ -166,6 +166,12 @@ class ScimActivities:
         if user is not None:  # none: already gone, which is what we wanted
             await client.delete_user(str(user.id))
 
+    # ---- removals by SCIM id (access reviews: accounts Tenure may not have made) -----------------
+
+    async def remove_role(self, app: str, role: str, user_id: str) -> None:
+        """Take a role (a SCIM group of that name) from an account; absent already is done."""
+        await self._ensure_not_member(self._client(app), role, user_id)
+
     # ---- helpers ---------------------------------------------------------------------------------
 
     async def _resolve_conflict(

@@ -126,9 +126,21 @@ class ScimAppClient:
 
     async def list_users(self, start_index: int, count: int) -> tuple[list[ScimUser], int]:
         """One page of all users (1-based `start_index`), and the target's total count."""
-        _, list_response = _search_models(ScimUser)
+        return await self._list("Users", ScimUser, start_index, count)
+
+    async def list_groups(self, start_index: int, count: int) -> tuple[list[Group], int]:
+        """One page of all groups (an app's roles) with their members, and the total count."""
+        return await self._list("Groups", Group, start_index, count)
+
+    async def _list(
+        self, endpoint: str, model: Any, start_index: int, count: int
+    ) -> tuple[list[Any], int]:
+        _, list_response = _search_models(model)
         body = await self._send(
-            "list users", "GET", "Users", params={"startIndex": start_index, "count": count}
+            f"list {endpoint.lower()}",
+            "GET",
+            endpoint,
+            params={"startIndex": start_index, "count": count},
         )
         listed = list_response.model_validate(body, scim_ctx=Context.SEARCH_RESPONSE)
         return list(listed.resources or []), int(listed.total_results or 0)
@@ -149,6 +161,21 @@ class ScimAppClient:
             f"Users/{_segment(user_id)}",
             patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST),
         )
+
+    async def deactivate(self, user_id: str, call: str) -> bool:
+        """Set an account inactive by its SCIM id; False when it is gone (what was wanted)."""
+        patch = PatchOp[ScimUser](
+            operations=[
+                PatchOperation[ScimUser](op=PatchOperation.Op.replace_, path="active", value=False)
+            ]
+        )
+        try:
+            await self.patch_user(user_id, patch, call=call)
+        except ApplicationError as err:
+            if err.type != SCIM_NOT_FOUND:
+                raise
+            return False
+        return True
 
     async def delete_user(self, user_id: str) -> None:
         """Delete a user; one already gone (404) counts as deleted."""

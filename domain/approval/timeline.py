@@ -3,7 +3,7 @@ fallback approvers' own deadline. Pure, so exact times are unit-tested without T
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -28,30 +28,43 @@ class TimelinePoint(BaseModel):
 def stage_timeline(stage: ApprovalStage, opened_at: datetime) -> list[TimelinePoint]:
     """Everything that happens to an undecided stage, in time order (ties: escalations first,
     so a reminder at the same moment reaches the alternates too)."""
+    return timeline(
+        opened_at, stage.deadline, stage.reminders, [level.after for level in stage.escalations]
+    )
+
+
+def timeline(
+    opened_at: datetime,
+    deadline: timedelta,
+    reminders: list[timedelta],
+    escalations: list[timedelta],
+) -> list[TimelinePoint]:
+    """Reminders `reminders` before the deadline, escalations `escalations` after the opening,
+    and the deadline, in time order; shared by approval stages and review stages."""
     points = [
         TimelinePoint(
-            at=opened_at + stage.deadline - lead,
+            at=opened_at + deadline - lead,
             kind=TimelineKind.REMINDER,
             index=i,
             text=f"reminder {describe_duration(lead)} before the deadline",
         )
-        for i, lead in enumerate(stage.reminders)
+        for i, lead in enumerate(reminders)
     ]
     points += [
         TimelinePoint(
-            at=opened_at + level.after,
+            at=opened_at + after,
             kind=TimelineKind.ESCALATION,
             index=i,
-            text=f"escalation level {i + 1} after {describe_duration(level.after)}",
+            text=f"escalation level {i + 1} after {describe_duration(after)}",
         )
-        for i, level in enumerate(stage.escalations)
+        for i, after in enumerate(escalations)
     ]
     points.append(
         TimelinePoint(
-            at=opened_at + stage.deadline,
+            at=opened_at + deadline,
             kind=TimelineKind.DEADLINE,
             index=0,
-            text=f"deadline after {describe_duration(stage.deadline)}",
+            text=f"deadline after {describe_duration(deadline)}",
         )
     )
     order = {TimelineKind.ESCALATION: 0, TimelineKind.REMINDER: 1, TimelineKind.DEADLINE: 2}

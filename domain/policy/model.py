@@ -23,6 +23,7 @@ from domain.policy.values import (
     duration_from_text,
     interval_seconds,
 )
+from domain.reviews.definition import ReviewDefinition, ReviewId, ScopeKind
 
 _APP_NAME = r"^[a-z][a-z0-9-]{0,31}$"
 _DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -181,6 +182,8 @@ class Policy(_Strict):
     orphan_sweep: OrphanSweepSettings | None = None
     # Access packages people request, their approval chains, expiry and SoD rules.
     access: AccessSettings = AccessSettings()
+    # Access reviews (certification campaigns), by id: what is reviewed, by whom, how often.
+    reviews: dict[ReviewId, ReviewDefinition] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -203,7 +206,35 @@ class Policy(_Strict):
                         f"birthright[{i}] ({rule.name}): app {grant.app!r} is not declared under apps"
                     )
         self._access_references_resolve(known_groups)
+        self._review_references_resolve(known_groups)
         return self
+
+    def _review_references_resolve(self, known_groups: set[str]) -> None:
+        # A review naming an undeclared group, package or app would find nothing to review and
+        # report a clean campaign: refuse it at load instead.
+        for rid, review in self.reviews.items():
+            for scope in review.scope:
+                if scope.kind is ScopeKind.GROUP_MEMBERS:
+                    known, what = known_groups, "groups"
+                elif scope.kind is ScopeKind.ACCESS_PACKAGES:
+                    known, what = set(self.access.packages), "access.packages"
+                elif scope.kind is ScopeKind.APP_ACCOUNTS:
+                    known, what = set(self.apps), "apps"
+                else:
+                    continue
+                for name in scope.names:
+                    if name not in known:
+                        raise ValueError(
+                            f"reviews.{rid}.scope: {scope.kind.value} {name!r} is not declared "
+                            f"under {what}"
+                        )
+            for s, stage in enumerate(review.stages):
+                for source in [*stage.reviewers, *stage.fallback]:
+                    if source.group is not None and source.group not in known_groups:
+                        raise ValueError(
+                            f"reviews.{rid}.stages[{s}]: reviewer group {source.group!r} is not "
+                            "declared under groups"
+                        )
 
     def _access_references_resolve(self, known_groups: set[str]) -> None:
         # Groups and apps a package grants, an SoD rule names or whose members approve must be

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from domain.stubs import access, graph, lifecycle, record, scim, sweep
+from domain.stubs import access, graph, lifecycle, record, reviews, scim, sweep
 
 
 def all_stubs() -> list[Callable[..., Any]]:
     """Every activity stub, from every capability and adapter."""
     return [
         fn
-        for module in (lifecycle, access, record, graph, scim, sweep)
+        for module in (lifecycle, access, record, graph, scim, sweep, reviews)
         for fn in (getattr(module, name) for name in module.__all__)
     ]

@@ -1,4 +1,9 @@
-"""The orphan sweep's activities (implemented by activities/detective/sweep.py)."""
+"""The orphan sweep's activities (implemented by activities/detective/sweep.py).
+
+Sweeps scan each directory with `scan_graph_accounts` / `scan_scim_accounts`, which return bounded
+tallies. `list_graph_accounts`, `list_scim_accounts` and `list_managed_identities` (whole
+inventories) stay registered for runs started before the `sweep-paged-scan` patch.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,10 @@ from domain.detective.sweep import (
     DisableAccountInput,
     ListScimAccountsInput,
     ManagedIdentities,
+    ScanGraphInput,
+    ScanScimInput,
+    SweepActivityNames,
+    SweepTally,
 )
 from domain.provisioning import ActivityNames
 
@@ -18,7 +27,19 @@ __all__ = [
     "list_graph_accounts",
     "list_managed_identities",
     "list_scim_accounts",
+    "scan_graph_accounts",
+    "scan_scim_accounts",
 ]
+
+
+@activity.defn(name=SweepActivityNames.SCAN_GRAPH_ACCOUNTS)
+async def scan_graph_accounts(input: ScanGraphInput) -> SweepTally:
+    raise NotImplementedError
+
+
+@activity.defn(name=SweepActivityNames.SCAN_SCIM_ACCOUNTS)
+async def scan_scim_accounts(input: ScanScimInput) -> SweepTally:
+    raise NotImplementedError
 
 
 @activity.defn(name=ActivityNames.SWEEP_LIST_GRAPH_ACCOUNTS)

@@ -20,11 +20,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from emulators.graph.control import Faults, RequestLog
 from emulators.graph.errors import GraphError, bad_request, error_body
 from emulators.graph.resources import GraphResources
+from emulators.graph.seed import seed
 from emulators.graph.store import Directory
 from emulators.graph.tokens import DEFAULT_TENANT_ID, OAuthError, TokenIssuer
 from emulators.graph.wire import Call, Reply
+from emulators.graph.workloads import BetaReports
 
 API_PREFIX = "/v1.0"
+# Only reports/servicePrincipalSignInActivities: v1.0 has no sign-in activity for workloads.
+BETA_PREFIX = "/beta"
 CONTROL_PREFIX = "/_emulator"
 MAX_BATCH = 20
 # Entra's token issuer endpoints, below the tenant: /{tenant}/...
@@ -57,6 +61,7 @@ class GraphEmulator:
     def __init__(self, db_path: str | None, token: str, tenant_id: str = DEFAULT_TENANT_ID) -> None:
         self.directory = Directory(db_path)
         self.resources = GraphResources(self.directory)
+        self.beta = BetaReports(self.directory)
         self.tokens = TokenIssuer(self.directory, tenant_id)
         self.faults = Faults()
         self.log = RequestLog()
@@ -86,10 +91,12 @@ class GraphEmulator:
         # URLs the emulator hands out name the host the client used, as a real service's would.
         root = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
 
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            service_root = root + API_PREFIX
+        prefix = next(
+            (p for p in (API_PREFIX, BETA_PREFIX) if path == p or path.startswith(p + "/")), None
+        )
+        if prefix is not None:
             reply = self._graph(
-                method, path[len(API_PREFIX) :], raw_query, raw_body, headers, service_root
+                method, prefix, path[len(prefix) :], raw_query, raw_body, headers, root + prefix
             )
             self.log.record(
                 {
@@ -173,6 +180,7 @@ class GraphEmulator:
     def _graph(
         self,
         method: str,
+        prefix: str,
         path: str,
         raw_query: str,
         raw_body: bytes,
@@ -181,8 +189,10 @@ class GraphEmulator:
     ) -> Reply:
         def handle() -> Reply:
             # Injected faults answer before any state is read or written.
-            self.faults.check(method, API_PREFIX + path + (f"?{raw_query}" if raw_query else ""))
+            self.faults.check(method, prefix + path + (f"?{raw_query}" if raw_query else ""))
             body = _json(raw_body)
+            if prefix == BETA_PREFIX:
+                return self.beta.dispatch(Call(method, path, _query(raw_query), body, service_root))
             if path.rstrip("/").lower() == "/$batch":
                 if method != "POST":
                     raise GraphError(405, "BadRequest", "Only POST is allowed on $batch.")
@@ -312,6 +322,7 @@ class GraphEmulator:
                     "status": "ok",
                     "users": len(self.directory.users),
                     "groups": len(self.directory.groups),
+                    "servicePrincipals": len(self.directory.service_principals),
                 },
             )
         if route == "/faults":
@@ -341,7 +352,14 @@ class GraphEmulator:
                 self.directory.clear_outbox()
                 return Reply(204)
         if route == "/seed" and method == "POST":
-            return Reply(200, self._seed(_json(raw_body) or {}))
+            return Reply(200, seed(self.resources, _json(raw_body) or {}))
+        if route.startswith("/sign-in/"):
+            object_id = route[len("/sign-in/") :]
+            if method == "PUT":
+                activity = _json(raw_body)
+                return Reply(200, self.resources.workloads.set_sign_in(object_id, activity))
+            if method == "GET":
+                return Reply(200, self.resources.workloads.describe_sign_in(object_id))
         if route == "/app-roles" and method == "GET":
             return Reply(200, {"value": self.tokens.role_assignments()})
         if route.startswith("/app-roles/") and method == "PUT":
@@ -350,42 +368,6 @@ class GraphEmulator:
         if route == "/signing-keys" and method == "POST":
             return Reply(201, {"kid": self.tokens.rotate_key()})
         return Reply(404, error_body("NotFound", f"No control route '{method} {path}'.", None))
-
-    def _seed(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Create groups (by displayName) and users (by UPN) unless they exist; answer their ids."""
-        group_ids: dict[str, str] = {}
-        for g in spec.get("groups") or []:
-            name = g["displayName"]
-            existing = self.directory.group_index.lookup("displayName", name)
-            group_ids[name] = (
-                existing[0]
-                if existing
-                else self.resources.new_group(
-                    {
-                        "mailNickname": name.replace(" ", "-").lower(),
-                        "mailEnabled": False,
-                        "securityEnabled": True,
-                        **g,
-                    }
-                )["id"]
-            )
-        user_ids: dict[str, str] = {}
-        for u in spec.get("users") or []:
-            upn = u["userPrincipalName"]
-            user = self.directory.user_by_upn(upn)
-            if user is None:
-                local = upn.split("@", 1)[0]
-                body = {
-                    "accountEnabled": True,
-                    "displayName": local,
-                    "mailNickname": local,
-                    "passwordProfile": {"password": uuid.uuid4().hex},
-                    **u,
-                }
-                call = Call("POST", "/users", {}, body, "")
-                user = self.resources.create_user(call).body
-            user_ids[upn] = user["id"]
-        return {"groups": group_ids, "users": user_ids}
 
 
 def create_app(

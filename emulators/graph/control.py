@@ -103,7 +103,7 @@ class Faults:
 
 
 class RequestLog:
-    """Every /v1.0 request as the server received it; a $batch is one entry."""
+    """Every /v1.0 and /beta request as the server received it; a $batch is one entry."""
 
     def __init__(self, limit: int = 500_000) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=limit)

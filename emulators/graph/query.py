@@ -13,9 +13,11 @@ from emulators.graph.wire import Call
 MAX_TOP = 999
 DEFAULT_TOP = 100
 
-# `prop eq 'text'` (quotes doubled inside), `prop eq true|false|null`, joined by `and`.
+# `prop eq 'text'` (quotes doubled inside), `prop eq true|false|null`, `prop eq <guid>` (Graph
+# writes Edm.Guid values bare, e.g. `resourceId eq 8e881353-...`), joined by `and`.
 _CLAUSE = re.compile(
-    r"\s*(?P<prop>[A-Za-z]+)\s+eq\s+(?:'(?P<text>(?:[^']|'')*)'|(?P<lit>true|false|null))\s*",
+    r"\s*(?P<prop>[A-Za-z]+)\s+eq\s+(?:'(?P<text>(?:[^']|'')*)'|(?P<lit>true|false|null)"
+    r"|(?P<guid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))\s*",
     re.IGNORECASE,
 )
 _AND = re.compile(r"and\b", re.IGNORECASE)
@@ -43,6 +45,8 @@ def parse_filter(expression: str, allowed: Sequence[str], resource: str) -> list
             )
         if match["text"] is not None:
             value: Any = match["text"].replace("''", "'")
+        elif match["guid"] is not None:
+            value = match["guid"].lower()
         else:
             value = {"true": True, "false": False, "null": None}[match["lit"].lower()]
         clauses.append((prop, value))
@@ -89,9 +93,16 @@ def collection(
     items: Sequence[dict[str, Any]],
     render: Callable[[dict[str, Any]], dict[str, Any]],
     context: str,
+    max_page: int | None = None,
 ) -> dict[str, Any]:
-    """One page of `items` with Graph's @odata.context and, when more remain, @odata.nextLink."""
+    """One page of `items` with Graph's @odata.context and, when more remain, @odata.nextLink.
+
+    `max_page` caps a page below what $top asks, as Graph does for some queries (a larger $top
+    is not an error there, the pages are just shorter).
+    """
     top = page_size(call)
+    if max_page is not None:
+        top = min(top, max_page)
     token = call.query.get("skiptoken", "0")
     offset = int(token) if token.isdigit() else 0
     page = items[offset : offset + top]

@@ -1,4 +1,7 @@
-"""Graph v1.0 resources: users, manager, groups and members, TAPs, sendMail, sign-in sessions."""
+"""Graph v1.0 resources: users, manager, groups and members, TAPs, sendMail, sign-in sessions.
+
+Service principals, app-role assignments and owners live in `workloads` and are routed from here.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from emulators.graph import query
 from emulators.graph.errors import GraphError, bad_request, not_found, now_iso
 from emulators.graph.store import USER_DEFAULT_PROPERTIES, USER_PROPERTIES, Directory
 from emulators.graph.wire import Call, Reply
+from emulators.graph.workloads import SIGN_IN_PAGE_CAP, Workloads, ref_target
 
 USER_FILTERABLE = (
     "employeeId",
@@ -38,14 +42,6 @@ USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 
 
-def _ref_target(body: Any) -> str:
-    """The object id at the end of an @odata.id, whatever host or collection it names."""
-    ref = body.get("@odata.id") if isinstance(body, dict) else None
-    if not isinstance(ref, str) or not ref.strip("/"):
-        raise bad_request("Invalid request body: '@odata.id' is required.", "BadRequest")
-    return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
 def _parse_time(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -61,6 +57,7 @@ def _iso(value: datetime) -> str:
 class GraphResources:
     def __init__(self, directory: Directory) -> None:
         self.dir = directory
+        self.workloads = Workloads(directory, self._render_user)
         r = self._routes = []
         add = r.append
         add(("GET", r"/users", self.list_users))
@@ -87,6 +84,7 @@ class GraphResources:
         add(("GET", r"/groups/([^/]+)/members", self.list_members))
         add(("POST", r"/groups/([^/]+)/members/\$ref", self.add_member))
         add(("DELETE", r"/groups/([^/]+)/members/([^/]+)/\$ref", self.remove_member))
+        r += self.workloads.routes()
         # Graph treats path segments case-insensitively (memberOf == memberof).
         self._compiled = [
             (method, re.compile(pattern + "$", re.IGNORECASE), handler)
@@ -94,7 +92,7 @@ class GraphResources:
         ]
 
     def dispatch(self, call: Call) -> Reply:
-        path = call.path.rstrip("/") or "/"
+        path = self.workloads.rewrite(call.path.rstrip("/") or "/")
         path_matched = False
         for method, pattern, handler in self._compiled:
             match = pattern.match(path)
@@ -110,7 +108,8 @@ class GraphResources:
                 "Specified HTTP method is not allowed for the request target.",
             )
         segments = [s for s in path.split("/") if s]
-        unknown = segments[0] if segments and segments[0] not in ("users", "groups") else path
+        known = ("users", "groups", "servicePrincipals")
+        unknown = segments[0] if segments and segments[0] not in known else path
         raise bad_request(
             f"Resource not found for the segment '{unknown.rsplit('/', 1)[-1]}'.", "BadRequest"
         )
@@ -119,7 +118,12 @@ class GraphResources:
 
     def _render_user(self, user: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
         props = select or USER_DEFAULT_PROPERTIES
-        return {p: user.get(p, [] if p == "businessPhones" else None) for p in props}
+        out = {p: user.get(p, [] if p == "businessPhones" else None) for p in props}
+        if "signInActivity" in out:
+            # Only on $select, as in Graph; null for a user who never signed in.
+            activity = self.dir.sign_ins.get(user["id"])
+            out["signInActivity"] = dict(activity) if activity else None
+        return out
 
     def _render_group(self, group: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
         return {p: group.get(p) for p in select} if select else dict(group)
@@ -150,7 +154,10 @@ class GraphResources:
             clauses = query.parse_filter(expression, USER_FILTERABLE, "User")
             users = self._candidates(clauses, users)
         select = query.selection(call)
-        body = query.collection(call, users, lambda u: self._render_user(u, select), "users")
+        cap = SIGN_IN_PAGE_CAP if select and "signInActivity" in select else None
+        body = query.collection(
+            call, users, lambda u: self._render_user(u, select), "users", max_page=cap
+        )
         return Reply(200, body)
 
     def _candidates(self, clauses: list[query.Clause], users: list[dict[str, Any]]) -> list:
@@ -198,6 +205,7 @@ class GraphResources:
         user.update(
             id=str(uuid.uuid4()),
             mail=user.get("mail") or upn,
+            userType=user.get("userType") or "Member",  # Graph's default
             createdDateTime=now_iso(),
             signInSessionsValidFromDateTime=now_iso(),
         )
@@ -236,7 +244,7 @@ class GraphResources:
 
     def put_manager(self, call: Call, key: str) -> Reply:
         user = self._user(key)
-        manager = self._user(_ref_target(call.body))
+        manager = self._user(ref_target(call.body))
         if manager["id"] == user["id"]:
             raise bad_request("A user cannot be their own manager.")
         self.dir.set_manager(user["id"], manager["id"])
@@ -410,19 +418,19 @@ class GraphResources:
 
     def list_members(self, call: Call, key: str) -> Reply:
         group = self._group(key)
-        users = [self.dir.users[u] for u in self.dir.members.get(group["id"], ())]
+        member_ids = list(self.dir.members.get(group["id"], ()))
         select = query.selection(call)
         body = query.collection(
             call,
-            users,
-            lambda u: {"@odata.type": USER_TYPE, **self._render_user(u, select)},
+            member_ids,
+            lambda member_id: self.workloads.render_object(member_id, select),
             "directoryObjects",
         )
         return Reply(200, body)
 
     def add_member(self, call: Call, key: str) -> Reply:
         group = self._group(key)
-        user = self._user(_ref_target(call.body))
+        _, user = self.workloads.user_or_sp(ref_target(call.body), "members")
         if user["id"] in self.dir.members.get(group["id"], ()):
             raise bad_request(
                 "One or more added object references already exist for the following modified "

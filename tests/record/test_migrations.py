@@ -48,7 +48,8 @@ def test_the_migrated_record_matches_the_schema_module(store: AccessRecordStore)
                         text(
                             "SELECT table_name || '.' || column_name, collation_name"
                             " FROM information_schema.columns WHERE table_schema = 'public'"
-                            " AND column_name IN ('request_id', 'change_id', 'event_id')"
+                            " AND column_name IN ('request_id', 'change_id', 'event_id', 'campaign_id',"
+                            " 'item_id', 'reviewer_id', 'actor_id')"
                         )
                     ).all()
                 )
@@ -58,7 +59,8 @@ def test_the_migrated_record_matches_the_schema_module(store: AccessRecordStore)
                         text(
                             "SELECT table_name || '.' || column_name, data_type"
                             " FROM information_schema.columns WHERE table_schema = 'public'"
-                            " AND column_name IN ('at', 'submitted_at', 'received_at')"
+                            " AND column_name IN ('at', 'submitted_at', 'received_at', 'started_at',"
+                            " 'decided_at', 'final_decided_at', 'applied_at')"
                         )
                     ).all()
                 )
@@ -203,24 +205,25 @@ def test_a_failed_migration_leaves_the_record_as_it_was(
     store: AccessRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.claim_hr_events([ReceivedHrEvent("hr-1", "E1", "d", T0)])
-    # A next revision, as a new table would land, that fails halfway through.
+    # A next revision after the current head, as a new table would land, that fails halfway.
+    head = head_revision()
     migrations = tmp_path / "migrations"
     shutil.copytree(migrate_module.MIGRATIONS, migrations)
-    (migrations / "versions" / "0003_broken.py").write_text(
+    (migrations / "versions" / "9000_broken.py").write_text(
         "import sqlalchemy as sa\n"
         "from alembic import op\n"
-        "revision = '0003'\n"
-        "down_revision = '0002'\n"
+        "revision = '9000'\n"
+        f"down_revision = {head!r}\n"
         "def upgrade():\n"
         "    op.create_table('pim_activations', sa.Column('id', sa.Text, primary_key=True))\n"
         '    op.execute("DELETE FROM hr_events")\n'
-        "    raise RuntimeError('revision 0003 failed')\n"
+        "    raise RuntimeError('revision 9000 failed')\n"
     )
     monkeypatch.setattr(migrate_module, "MIGRATIONS", migrations)
     migrate_module._script.cache_clear()
     try:
-        assert migrate_module.head_revision() == "0003"
-        with pytest.raises(RuntimeError, match="revision 0003 failed"):
+        assert migrate_module.head_revision() == "9000"
+        with pytest.raises(RuntimeError, match="revision 9000 failed"):
             AccessRecordStore(store.url)
     finally:
         monkeypatch.undo()
@@ -228,9 +231,7 @@ def test_a_failed_migration_leaves_the_record_as_it_was(
     engine = create_engine(store.url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0002",)
-            ]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(head,)]
             assert "pim_activations" not in inspect(conn).get_table_names()
     finally:
         engine.dispose()

@@ -20,8 +20,14 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -40,6 +46,17 @@ from domain.lifecycle.joiner import joiner_workflow_id
 from domain.lifecycle.leaver import leaver_workflow_id, retention_workflow_id
 from domain.lifecycle.mover import mover_workflow_id
 from domain.policy.file import DEFAULT_POLICY_PATH, load_policy
+from domain.reviews.campaign import (
+    CampaignProgress,
+    ConfirmApplyInput,
+    EndStageInput,
+    Phase,
+    ReviewContract,
+    ReviewerItemsQuery,
+    batch_workflow_id,
+)
+from domain.reviews.definition import ReviewDefinition
+from domain.reviews.items import ReviewerItem
 from tests.support.access import (
     AccessHarness,
     access_test_policy,
@@ -51,6 +68,7 @@ from tests.support.access import (
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities, until
+from tests.support.reviews import ReviewWorld, review_world
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 QUEUE = "record-histories"
@@ -294,9 +312,114 @@ async def _expire(org: AccessHarness, handle: WorkflowHandle) -> None:
     await _wait_closed(org.env.client, handle.id)
 
 
+async def record_reviews() -> dict[str, str]:
+    """A review campaign of two stages (the second sees the first's denials), with a reminder,
+    an operator ending stage 1, and the cap confirmed; its batches' histories too."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with review_world(env, Path(tmp), load_policy(DEFAULT_POLICY_PATH)) as world:
+                return await _record_review(world)
+    finally:
+        await env.shutdown()
+
+
+async def _record_review(world: ReviewWorld) -> dict[str, str]:
+    for name, employee_id in (("olga", "O1"), ("alma", "A1")):
+        await world.user(name, employee_id)
+    for i, name in enumerate(("ann", "bob", "cas"), start=1):
+        await world.user(name, f"E{i}")
+    await world.group("Finance", ["ann", "bob", "cas"], ["olga"])
+    definition = ReviewDefinition.model_validate(
+        {
+            "name": "Finance access",
+            "scope": [{"groups": ["Finance"]}],
+            "stages": [
+                {"reviewers": ["owner"], "duration": "14d", "reminders": ["7d"]},
+                {"reviewers": [{"people": ["A1"]}], "only": ["denied"], "duration": "7d"},
+            ],
+            "recommend": {"inactive_days": 30},
+        }
+    )
+    # The replayer names a run by its file: the campaign's id is the file's name (its batches'
+    # ids follow from it).
+    campaign = await world.start("finance", definition, workflow_id="review-campaign-two-stages")
+    for _ in range(300):
+        progress = await world.progress(campaign)
+        if progress.stages[0].batches:
+            break
+        await asyncio.sleep(0.05)
+    batch = world.env.client.get_workflow_handle(batch_workflow_id(campaign.id, 0, 0))
+    items = await _when_loaded(batch, "O1")
+    ids = {i.holder_name.split("@")[0]: i.item_id for i in items}
+    await world.env.sleep(timedelta(days=7, hours=1))  # the reminder
+    await world.decide(
+        campaign,
+        0,
+        0,
+        actor_id="O1",
+        decision="deny",
+        justification="moved",
+        item_ids=[ids["ann"], ids["bob"]],
+    )
+    await world.decide(campaign, 0, 0, actor_id="O1", decision="approve", item_ids=[ids["cas"]])
+    await campaign.execute_update(
+        ReviewContract.END_STAGE,
+        EndStageInput(actor_id="ops", reason="all decided"),
+        result_type=CampaignProgress,
+    )
+    second = world.env.client.get_workflow_handle(batch_workflow_id(campaign.id, 1, 0))
+    await _when_loaded(second, "A1")
+    await world.decide(
+        campaign, 1, 0, actor_id="A1", decision="approve", justification="ok", item_ids=[ids["ann"]]
+    )
+    await world.decide(  # bob's removal, 1 of 3 items, is over the default cap of 25 %
+        campaign, 1, 0, actor_id="A1", decision="deny", justification="left", item_ids=[ids["bob"]]
+    )
+    await campaign.execute_update(
+        ReviewContract.END_STAGE,
+        EndStageInput(actor_id="ops", reason="done"),
+        result_type=CampaignProgress,
+    )
+    for _ in range(300):
+        if (await world.progress(campaign)).phase is Phase.AWAITING_CONFIRMATION:
+            break
+        await asyncio.sleep(0.05)
+    await campaign.execute_update(
+        ReviewContract.CONFIRM_APPLY,
+        ConfirmApplyInput(actor_id="ops", confirm=True, reason="checked"),
+        result_type=CampaignProgress,
+    )
+    await campaign.result()
+    client = world.env.client
+    return {
+        "review-campaign-two-stages": await _history(client, campaign.id),
+        "review-campaign-two-stages--stage-1--batch-0": await _history(client, batch.id),
+        "review-campaign-two-stages--stage-2--batch-0": await _history(client, second.id),
+    }
+
+
+async def _when_loaded(batch: WorkflowHandle, reviewer: str) -> list[ReviewerItem]:
+    for _ in range(300):
+        try:
+            return await batch.query(
+                ReviewContract.ITEMS,
+                ReviewerItemsQuery(reviewer_id=reviewer),
+                result_type=list[ReviewerItem],
+            )
+        except (WorkflowQueryFailedError, RPCError):  # not started, or not loaded yet
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{batch.id} never loaded its items")
+
+
 if __name__ == "__main__":
     HISTORIES.mkdir(exist_ok=True)
-    for name, history in asyncio.run(record()).items():
+    # `reviews`: only the review campaign's histories (the others are left as they are).
+    recorder = record_reviews if sys.argv[1:] == ["reviews"] else record
+    for name, history in asyncio.run(recorder()).items():
         path = HISTORIES / f"{name}.json"
         path.write_text(history)
         print(f"wrote {path}")

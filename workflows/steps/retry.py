@@ -82,6 +82,16 @@ INVENTORY: workflow.ActivityConfig = {
     ),
 }
 
+# One directory's paged scan (the orphan sweep): pages heartbeat their cursor and tally, so an
+# attempt that times out or crashes costs one page, not the directory; 100k accounts read in a few
+# minutes, and a directory unreadable for two hours waits for the next scheduled sweep.
+SWEEP_SCAN: workflow.ActivityConfig = {
+    "start_to_close_timeout": timedelta(minutes=30),
+    "heartbeat_timeout": timedelta(minutes=1),
+    "schedule_to_close_timeout": timedelta(hours=2),
+    "retry_policy": INVENTORY["retry_policy"],
+}
+
 # The sweep's disables: like provisioning, but bounded so one stubborn account cannot hold the
 # run (and the schedule, which skips overlapping runs) for ever.
 SWEEP_CHANGE: workflow.ActivityConfig = {
@@ -94,5 +104,27 @@ SWEEP_CHANGE: workflow.ActivityConfig = {
 NOTICE: workflow.ActivityConfig = {
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": PROVISIONING["retry_policy"],
+}
+
+# A review's snapshot and its batches' removals: long, paged, heartbeating work. A retry resumes
+# from the record (items and removals already written are skipped), so a crash costs one page.
+REVIEW_BULK: workflow.ActivityConfig = {
+    "start_to_close_timeout": timedelta(minutes=30),
+    "heartbeat_timeout": timedelta(minutes=1),
+    "schedule_to_close_timeout": timedelta(days=1),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+        non_retryable_error_types=UNSENDABLE_ERROR_TYPES,
+    ),
+}
+
+# A review's record writes and reads (a stage's assignments, a batch's items, decisions): short,
+# idempotent, retried like provisioning.
+REVIEW_STEP: workflow.ActivityConfig = {
+    "start_to_close_timeout": timedelta(minutes=5),
+    "schedule_to_close_timeout": timedelta(days=1),
     "retry_policy": PROVISIONING["retry_policy"],
 }
