@@ -333,3 +333,24 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert azure.base_url == DEFAULT_GRAPH_URL and azure.token is None
     with pytest.raises(ValueError, match="credentials"):
         GraphSettings.from_env({})
+
+
+DOMAIN_OF_APPROVERS = "approvers.example.com"
+
+
+async def test_a_groups_members_are_named_by_employee_id_across_pages(
+    acts: GraphActivities, control: EmulatorControl
+) -> None:
+    # Approvers named by group: the member listing's $select (id,employeeId,accountEnabled) must
+    # reach Graph whole. Built as a URL template, its commas were dropped and nobody resolved.
+    users = [
+        {"userPrincipalName": f"approver{i}@{DOMAIN_OF_APPROVERS}", "employeeId": f"AP{i:03d}"}
+        for i in range(130)
+    ]
+    users.append({"userPrincipalName": f"noid@{DOMAIN_OF_APPROVERS}"})  # no employee id: left out
+    await control.seed(
+        users=users,
+        groups=[{"displayName": "Approvers", "members": [u["userPrincipalName"] for u in users]}],
+    )
+    found = await acts.group_member_employee_ids("Approvers")
+    assert sorted(found) == [f"AP{i:03d}" for i in range(130)]
