@@ -195,8 +195,11 @@ def _items(args: argparse.Namespace, client: Any, console: Console) -> int:
         return 0
     stage = answer["stage"]
     undecided = sum(1 for i in answer["items"] if i.get("outcome") is None)
+    number = f"stage {stage['index'] + 1}"
+    # An unnamed stage is called by its number already: say it once.
+    title = number if stage["name"] == number else f"{stage['name']} ({number})"
     console.print(
-        f"[bold]{escape(stage['name'])}[/bold] (stage {stage['index'] + 1}), "
+        f"[bold]{escape(title)}[/bold], "
         f"ends {_when(stage.get('ends_at'))}: {answer['count']} item(s) of yours, "
         f"{undecided} undecided"
     )

@@ -9,7 +9,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from activities.graph.client import GraphSettings, build_graph_client
+from emulators.graph.tokens import EMULATED_USER_GRANT
 from tests.support.graph_emulator import GraphEmulatorHandle, running_graph_emulator
 
 DOMAIN = "wl.example.com"
@@ -783,3 +784,27 @@ async def test_bulk_seed_at_scale_lists_back_through_paging(tmp_path: Path) -> N
         "app_role_assignments": 2,
         "sign_in_activity": users_n // 2 + 1,
     }
+
+
+async def test_a_token_is_a_sign_in_that_signin_activity_reports(
+    emulator: GraphEmulatorHandle, http: httpx.AsyncClient
+) -> None:
+    upn = f"signer-{uuid.uuid4().hex[:6]}@{DOMAIN}"
+    seeded = await http.post(
+        "/_emulator/seed", json={"users": [{"userPrincipalName": upn, "employeeId": "SIGN1"}]}
+    )
+    user_id = seeded.json()["users"][upn]
+    select = {"$select": "id,signInActivity"}
+    before = (await http.get(f"/v1.0/users/{user_id}", params=select)).json()
+    assert before["signInActivity"] is None  # never signed in
+    form = {
+        "grant_type": EMULATED_USER_GRANT,
+        "employee_id": "SIGN1",
+        "scope": "api://tenure/.default",
+    }
+    issued = await http.post(f"/{emulator.tenant_id}/oauth2/v2.0/token", data=form)
+    assert issued.status_code == 200, issued.text
+    after = (await http.get(f"/v1.0/users/{user_id}", params=select)).json()["signInActivity"]
+    signed = datetime.fromisoformat(after["lastSignInDateTime"].replace("Z", "+00:00"))
+    assert abs(datetime.now(UTC) - signed) < timedelta(minutes=1)
+    assert after["lastSuccessfulSignInDateTime"] == after["lastSignInDateTime"]

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from emulators.graph.errors import bad_request
 from emulators.graph.store import Directory
+from emulators.graph.workloads import signin_activity
 
 # uuid5(NAMESPACE_URL, "https://tenure.local/graph-emulator/tenant"): fixed, so issuer URLs and
 # tokens stay valid across runs, and recognisably not a real tenant.
@@ -216,6 +217,7 @@ class TokenIssuer:
         lifetime = _lifetime(form.get("lifetime_seconds"))
         user = self._user(form)
         token = self.mint(user, audience, root, lifetime)
+        self._signed_in(user)
         return {
             "token_type": "Bearer",
             "scope": scope,
@@ -223,6 +225,13 @@ class TokenIssuer:
             "ext_expires_in": lifetime,
             "access_token": token,
         }
+
+    def _signed_in(self, user: dict[str, Any]) -> None:
+        """A token is a successful interactive sign-in: Entra updates the user's signInActivity
+        with it (what access-review recommendations read)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        activity = signin_activity({"lastSignInDateTime": now, "lastSuccessfulSignInDateTime": now})
+        self.dir.set_sign_in(user["id"], activity)
 
     def _user(self, form: dict[str, str]) -> dict[str, Any]:
         employee_id = form.get("employee_id", "").strip()
