@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from domain.inbound import api_text, free_text
 from domain.reviews.campaign import CampaignProgress, Phase, RefusedReviewAttempt, StageProgress
 from domain.reviews.definition import ReviewId
-from domain.reviews.items import ItemDecision, Outcome, Recommended, ReviewerItem, ReviewItem
+from domain.reviews.items import (
+    ItemDecision,
+    Outcome,
+    Recommended,
+    ReviewerItem,
+    ReviewItem,
+    StageDecision,
+)
 
 # Item ids are `i-` and a digest (activities/reviews/scope.py); nothing else needs to pass.
 ItemId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
@@ -163,6 +170,10 @@ class ItemToReview(BaseModel):
     decided_by: str | None = None
     justification: str = ""
     decided_at: datetime | None = None
+    earlier: list[StageDecision] = Field(
+        default_factory=list,
+        description="What the stages before this one decided, in order, and why.",
+    )
 
     @classmethod
     def of(cls, batch: int, item: ReviewerItem, full: ReviewItem | None) -> ItemToReview:

@@ -348,7 +348,7 @@ def load_stage_batch(
         .where(s.campaign_id == campaign_id, s.stage == stage, s.batch == batch)
         .order_by(s.item_id)
     )
-    return [
+    found = [
         ReviewerItem(
             item_id=row.item_id,
             holder_employee_id=row.employee_id,
@@ -363,6 +363,42 @@ def load_stage_batch(
         )
         for row in conn.execute(query)
     ]
+    if stage > 0 and found:
+        earlier = _earlier_decisions(conn, campaign_id, stage, [i.item_id for i in found])
+        for item in found:
+            item.earlier = earlier.get(item.item_id, [])
+    return found
+
+
+def _earlier_decisions(
+    conn: Connection, campaign_id: str, stage: int, item_ids: Sequence[str]
+) -> dict[str, list[StageDecision]]:
+    """Each item's decisions in the stages before `stage`, in stage order (decided ones only)."""
+    s = stages_t.c
+    found: dict[str, list[StageDecision]] = {}
+    for chunk in _chunks(list(item_ids), ROWS):
+        query = (
+            select(s.item_id, s.stage, s.outcome, s.decided_by, s.justification, s.decided_at)
+            .where(
+                s.campaign_id == campaign_id,
+                s.stage < stage,
+                s.item_id.in_(chunk),
+                s.outcome.is_not(None),
+            )
+            .order_by(s.item_id, s.stage)
+        )
+        for row in conn.execute(query):
+            found.setdefault(row.item_id, []).append(
+                StageDecision(
+                    item_id=row.item_id,
+                    stage=row.stage,
+                    outcome=Outcome(row.outcome),
+                    decided_by=row.decided_by or "",
+                    justification=row.justification or "",
+                    decided_at=row.decided_at,
+                )
+            )
+    return found
 
 
 def record_stage_decisions(
@@ -813,6 +849,7 @@ def _stage_decisions(
             decided_at = silence_time(progress, stage) or now
         decision = StageDecision(
             item_id=item_id,
+            stage=stage,
             outcome=Outcome(outcome),
             decided_by=decided_by,
             justification=justification,

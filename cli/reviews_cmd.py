@@ -208,6 +208,7 @@ def _items(args: argparse.Namespace, client: Any, console: Console) -> int:
             escape(item["holder_name"] or item.get("holder_employee_id") or ""),
             escape(item["resource"]),
             _recommendation_text(item),
+            *(_earlier_text(d) for d in item.get("earlier") or []),
             _decision_text(item),
         ]
         _print_entry(console, item["item_id"], facts)
@@ -420,6 +421,15 @@ def _recommendation_text(item: dict[str, Any]) -> str:
         return "no recommendation"
     reason = item.get("recommendation_reason")
     return f"recommend {recommended}" + (f" ({escape(reason)})" if reason else "")
+
+
+def _earlier_text(decision: dict[str, Any]) -> str:
+    """What a stage before this one came to, as a later stage's reviewer sees it."""
+    stage = decision.get("stage")
+    where = f"stage {stage + 1}" if isinstance(stage, int) else "earlier"
+    why = decision.get("justification") or ""
+    said = f"{where}: {decision['outcome'].replace('_', ' ')} by {decision['decided_by']}"
+    return escape(said + (f" ({why})" if why else ""))
 
 
 def _decision_text(item: dict[str, Any]) -> str:

@@ -79,6 +79,17 @@ class ReviewItem(BaseModel):
     protected: bool = False  # named under apply.protected: never removed
 
 
+class StageDecision(BaseModel):
+    """One item's outcome in one stage, as the record keeps it: who decided, or the rule that did."""
+
+    item_id: str
+    outcome: Outcome
+    decided_by: str  # an employee id, or "rule: ..." when nobody did
+    justification: str = ""
+    decided_at: datetime
+    stage: int | None = None  # which stage (from 0), where a list spans several
+
+
 class ReviewerItem(BaseModel):
     """An item as a batch workflow holds it during one stage: enough to validate decisions and
     decide what silence means, nothing more (the record holds the rest)."""
@@ -93,16 +104,8 @@ class ReviewerItem(BaseModel):
     decided_by: str | None = None
     justification: str = ""
     decided_at: datetime | None = None
-
-
-class StageDecision(BaseModel):
-    """One item's outcome in one stage, as the record keeps it: who decided, or the rule that did."""
-
-    item_id: str
-    outcome: Outcome
-    decided_by: str  # an employee id, or "rule: ..." when nobody did
-    justification: str = ""
-    decided_at: datetime
+    # What the stages before this one came to, in order: a later stage sees earlier decisions.
+    earlier: list[StageDecision] = Field(default_factory=list)
 
 
 class ReportRow(BaseModel):

@@ -529,8 +529,8 @@ def test_report_rows_stream_as_csv_and_jsonl_that_parse_back(store: AccessRecord
     assert (first.stage, first.outcome, first.decided_by) == ("2", "denied", "O1")
     assert first.applied == "pending" and first.apply_detail == ""
     assert first.stages == [
-        _decide(1, Outcome.APPROVED),
-        _decide(1, Outcome.DENIED, by="O1", minutes=150),
+        _decide(1, Outcome.APPROVED).model_copy(update={"stage": 0}),
+        _decide(1, Outcome.DENIED, by="O1", minutes=150).model_copy(update={"stage": 1}),
     ]
 
     lines = list(report_csv(rows))

@@ -268,6 +268,14 @@ async def test_a_second_stage_sees_only_what_the_first_denied(world: ReviewWorld
     assert progress.stages[1].items == 1
     seen = await items_of(world, campaign, "A1", stage=1)
     assert [i.holder_name for i in seen] == ["ann@example.com"]
+    # The second stage's reviewer sees what the first decided, and why.
+    (before,) = seen[0].earlier
+    assert (before.stage, before.outcome.value, before.decided_by, before.justification) == (
+        0,
+        "denied",
+        "O1",
+        "moved",
+    )
     await decide(world, campaign, stage=1, actor_id="A1", decision="approve", justification="ok")
     await campaign.result()
     rows = report(world, campaign)
