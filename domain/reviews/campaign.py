@@ -147,6 +147,9 @@ class BatchInput(BaseModel):
     # Carried over a continue-as-new (a batch whose history grew long): its items as decided so
     # far; None on the first run, which loads them from the record.
     items: list[ReviewerItem] | None = None
+    # Past this many events the batch continues as new (reviewers deciding item by item); far
+    # below Temporal's limits and the campaign's budget of 10,000.
+    history_budget: int = Field(4000, ge=20, le=40_000)
 
 
 class BulkDecision(BaseModel):

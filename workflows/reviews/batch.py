@@ -42,9 +42,6 @@ with workflow.unsafe.imports_passed_through():
 NOT_READY = "ReviewNotReady"
 # Decisions are recorded in chunks of this many items (each a bounded activity payload).
 RECORD_CHUNK = 1000
-# Past this many events (reviewers deciding item by item), the batch continues as new with its
-# items as decided so far, far below Temporal's limits and the campaign's own budget of 10,000.
-HISTORY_BUDGET = 4000
 
 
 @workflow.defn(name=ReviewContract.BATCH_WORKFLOW)
@@ -154,7 +151,8 @@ class ReviewBatchWorkflow:
     # ---- plumbing ----------------------------------------------------------------------------------
 
     def _history_long(self) -> bool:
-        return workflow.info().get_current_history_length() > HISTORY_BUDGET
+        assert self._input is not None
+        return workflow.info().get_current_history_length() > self._input.history_budget
 
     async def _record(self, changed: list[ReviewerItem]) -> None:
         assert self._input is not None
