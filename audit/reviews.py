@@ -716,6 +716,36 @@ def plan_removals(
     return removals, protected_count, list(batches)
 
 
+def plan_item_removals(
+    conn: Connection, campaign_id: str, item_ids: Sequence[str]
+) -> tuple[int | None, int, int]:
+    """Denials removed as decided: the protected ones are never removed, the others become
+    PENDING in one new apply batch. Items already planned or applied are left as they are.
+    Returns (the batch or None when nothing is new, planned, protected)."""
+    i = items_t.c
+    ids = sorted(set(item_ids))
+    fresh = and_(
+        i.campaign_id == campaign_id,
+        i.item_id.in_(ids),
+        i.applied == ApplyState.NOTHING.value,
+        i.apply_batch.is_(None),
+    )
+    protected = conn.execute(
+        update(items_t)
+        .where(fresh, i.protected.is_(True))
+        .values(applied=ApplyState.NOT_APPLIED.value, apply_detail=PROTECTED_DETAIL)
+    ).rowcount
+    base = conn.execute(
+        select(func.coalesce(func.max(i.apply_batch) + 1, 0)).where(i.campaign_id == campaign_id)
+    ).scalar_one()
+    planned = conn.execute(
+        update(items_t)
+        .where(fresh, i.protected.is_(False))
+        .values(applied=ApplyState.PENDING.value, apply_batch=base)
+    ).rowcount
+    return (base if planned else None), planned, protected
+
+
 def removal_batch(
     conn: Connection, campaign_id: str, batch: int
 ) -> list[tuple[ReviewItem, ApplyState]]:

@@ -331,6 +331,14 @@ class AccessRecordStore:
         with self._writing() as conn:
             return reviews.plan_removals(conn, campaign_id, batch_size)
 
+    def plan_item_removals(
+        self, campaign_id: str, item_ids: Sequence[str]
+    ) -> tuple[int | None, int, int]:
+        """Denials to remove as decided, as one new apply batch (see `plan_removals`); returns
+        (batch or None, planned, protected). A rerun plans nothing again."""
+        with self._writing() as conn:
+            return reviews.plan_item_removals(conn, campaign_id, item_ids)
+
     def removal_batch(self, campaign_id: str, batch: int) -> list[tuple[ReviewItem, ApplyState]]:
         """The apply batch's items by item id, each with its state (a retried batch skips the done)."""
         with self._engine.connect() as conn:

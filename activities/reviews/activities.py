@@ -48,6 +48,8 @@ from domain.reviews.campaign import (
     NotStartedInput,
     OpenStageInput,
     PlanApplyInput,
+    PlanItemsInput,
+    PlannedItems,
     RecordCampaignInput,
     RecordDecisionsInput,
     RemindInput,
@@ -280,6 +282,13 @@ class ReviewActivities:
             batches=batches,
             outcomes={Outcome(k): v for k, v in outcomes.items()},
         )
+
+    @activity.defn(name=ReviewActivityNames.PLAN_ITEMS)
+    async def plan_items(self, input: PlanItemsInput) -> PlannedItems:
+        batch, planned, protected = await self._db(
+            self._store.plan_item_removals, input.campaign_id, input.item_ids
+        )
+        return PlannedItems(batch=batch, planned=planned, protected=protected)
 
     @activity.defn(name=ReviewActivityNames.APPLY_BATCH)
     async def apply_batch(self, input: ApplyBatchInput) -> ApplyBatchResult:

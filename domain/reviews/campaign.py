@@ -33,6 +33,7 @@ class ReviewContract:
     ITEMS = "items"  # query: a reviewer's items in the batch
     # Campaign updates and queries (operators)
     CONFIRM_APPLY = "confirm_apply"
+    DENIED_NOW = "denied_now"  # signal from a batch: denials to remove as decided
     END_STAGE = "end_stage"
     PROGRESS = "progress"
 
@@ -177,6 +178,13 @@ class EscalateInput(BaseModel):
     fallback: list[str]
 
 
+class DeniedNow(BaseModel):
+    """Denials a batch hands to its campaign to remove as decided (apply.when decided)."""
+
+    batch: int
+    item_ids: list[str]
+
+
 class BatchOutcome(BaseModel):
     batch: int
     outcomes: dict[str, int] = Field(default_factory=dict)  # Outcome -> items
@@ -199,6 +207,7 @@ class ReviewActivityNames:
     CLOSE_LEAVERS = "reviews.close_leavers"
     PLAN_APPLY = "reviews.plan_apply"
     APPLY_BATCH = "reviews.apply_batch"
+    PLAN_ITEMS = "reviews.plan_items"
     RECORD_CAMPAIGN = "reviews.record_campaign"
 
 
@@ -284,6 +293,17 @@ class ApplyPlan(BaseModel):
     left: int
     batches: list[int]  # batches (of the final outcomes) holding removals
     outcomes: dict[Outcome, int] = Field(default_factory=dict)
+
+
+class PlanItemsInput(BaseModel):
+    campaign_id: str
+    item_ids: list[str]
+
+
+class PlannedItems(BaseModel):
+    batch: int | None  # the apply batch they are in; None when none is left to remove
+    planned: int  # pending removal now
+    protected: int = 0
 
 
 class ApplyBatchInput(BaseModel):

@@ -188,7 +188,13 @@ class Recommendation(_Strict):
     inactive_days: int = Field(30, ge=1, le=3650)
 
 
+class ApplyWhen(StrEnum):
+    END = "end"  # when the last stage ends (or an operator confirms)
+    DECIDED = "decided"  # each denial as it is made, within the cap; the rest at the end
+
+
 class ApplySettings(_Strict):
+    when: ApplyWhen = ApplyWhen.END
     # Apply removals when the last stage ends. False: outcomes are kept and applied only when an
     # operator confirms (the campaign waits, as for the cap).
     auto_apply: bool = True
@@ -229,6 +235,11 @@ class ReviewDefinition(_Strict):
     def _consistent(self) -> ReviewDefinition:
         if self.stages[0].only:
             raise ValueError("stages[0].only: the first stage has no stage before it")
+        if self.apply.when is ApplyWhen.DECIDED and len(self.stages) > 1:
+            raise ValueError(
+                "apply.when decided: only for a review of one stage (a later stage could "
+                "overturn a denial already applied)"
+            )
         kinds = [s.kind for s in self.scope]
         if len(set(kinds)) != len(kinds):
             raise ValueError("scope: list each kind once (name several groups in one entry)")

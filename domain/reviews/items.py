@@ -106,6 +106,8 @@ class ReviewerItem(BaseModel):
     decided_at: datetime | None = None
     # What the stages before this one came to, in order: a later stage sees earlier decisions.
     earlier: list[StageDecision] = Field(default_factory=list)
+    # Denied and handed over to be removed as decided (apply.when decided): no longer changeable.
+    locked: bool = False
 
 
 class ReportRow(BaseModel):

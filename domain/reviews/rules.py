@@ -116,7 +116,8 @@ def targeted(items: Iterable[ReviewerItem], bulk: BulkDecision) -> list[Reviewer
     chosen = (
         [i for i in items if i.item_id in set(bulk.item_ids)]
         if bulk.item_ids
-        else [i for i in items if bulk.actor_id in i.reviewers]
+        # "All of mine" leaves out what is already being removed as decided.
+        else [i for i in items if bulk.actor_id in i.reviewers and not i.locked]
     )
     if bulk.resource is not None:
         chosen = [i for i in chosen if i.resource == bulk.resource]
@@ -156,6 +157,9 @@ def decision_refusal(
     strangers = [i.item_id for i in chosen if bulk.actor_id not in i.reviewers]
     if strangers:
         return f"{bulk.actor_id} is not a reviewer of {strangers[0]}"
+    locked = [i.item_id for i in chosen if i.locked]
+    if locked:
+        return f"{locked[0]} was denied and is being removed as decided: it can no longer change"
     needs = justification is Justification.ALWAYS or (
         justification is Justification.DENY
         and any(decision_for(i, bulk) is ItemDecision.DENY for i in chosen)

@@ -16,6 +16,8 @@ from domain.reviews.campaign import (
     NotStartedInput,
     OpenStageInput,
     PlanApplyInput,
+    PlanItemsInput,
+    PlannedItems,
     RecordCampaignInput,
     RecordDecisionsInput,
     RemindInput,
@@ -33,6 +35,7 @@ __all__ = [
     "load_batch",
     "open_stage",
     "plan_apply",
+    "plan_items",
     "record_campaign",
     "record_decisions",
     "remind",
@@ -77,6 +80,11 @@ async def close_leavers(input: CloseLeaversInput) -> CloseLeaversResult:
 
 @activity.defn(name=ReviewActivityNames.PLAN_APPLY)
 async def plan_apply(input: PlanApplyInput) -> ApplyPlan:
+    raise NotImplementedError
+
+
+@activity.defn(name=ReviewActivityNames.PLAN_ITEMS)
+async def plan_items(input: PlanItemsInput) -> PlannedItems:
     raise NotImplementedError
 
 

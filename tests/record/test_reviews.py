@@ -682,3 +682,26 @@ def test_scale_a_campaign_of_100k_items_writes_finalizes_and_plans(
         total = round(time.perf_counter() - begun, 2)
         cpu = round(time.process_time() - cpu_begun, 2)
         print(f"\n100k items on {store.backend}: {timings}; total {total} s ({cpu} s of CPU here)")
+
+
+def test_denials_removed_as_decided_are_planned_once_and_not_again_at_the_end(
+    store: AccessRecordStore,
+) -> None:
+    store.add_review_items(C, [_item(1), _item(2), _item(3, protected=True)])
+    _stage(store, 0, [1, 2, 3])
+    store.record_stage_decisions(C, 0, [_decide(n, Outcome.DENIED) for n in (1, 2, 3)])
+    assert store.plan_item_removals(C, _ids(1, 3)) == (0, 1, 1)  # 3 is protected
+    assert store.plan_item_removals(C, _ids(1, 3)) == (None, 0, 0)  # planned once
+    assert [(i.item_id, s) for i, s in store.removal_batch(C, 0)] == [
+        ("i-000001", ApplyState.PENDING)
+    ]
+    store.record_applied(C, [("i-000001", ApplyState.REMOVED, "removed as decided", _at(90))])
+    store.finalize_outcomes(C, at=_at(100))
+    # At the end only 2 is new; 1 keeps its batch and its removal, 3 stays protected.
+    assert store.plan_removals(C, batch_size=10) == (2, 1, [0, 1])
+    assert [(i.item_id, s) for i, s in store.removal_batch(C, 1)] == [
+        ("i-000002", ApplyState.PENDING)
+    ]
+    assert [(i.item_id, s) for i, s in store.removal_batch(C, 0)] == [
+        ("i-000001", ApplyState.REMOVED)
+    ]

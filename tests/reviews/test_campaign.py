@@ -431,3 +431,79 @@ async def test_a_reviewer_cannot_decide_on_their_own_access(world: ReviewWorld) 
     await campaign.result()
     rows = report(world, campaign)
     assert rows["olga"].decided_by == "F1" and rows["ann"].decided_by == "O1"
+
+
+# ---- applying as decided ---------------------------------------------------------------------------
+
+
+async def test_denials_are_removed_as_decided_within_the_cap_and_the_rest_waits(
+    world: ReviewWorld,
+) -> None:
+    await finance(world, "ann", "bob", "cas", "dan")
+    definition = review(apply={"when": "decided", "max_removal_share": "50%"})
+    campaign = await world.start("as-decided", definition)
+    await until_open(world, campaign)
+    ids = {i.holder_name.split("@")[0]: i.item_id for i in await items_of(world, campaign, "O1")}
+    await decide(
+        world,
+        campaign,
+        actor_id="O1",
+        decision="deny",
+        justification="left",
+        item_ids=[ids["ann"]],
+    )
+    # Removed while the stage is still open.
+    for _ in range(200):
+        if "ann" not in await members(world, "Finance"):
+            break
+        await asyncio.sleep(0.05)
+    assert await members(world, "Finance") == {"bob", "cas", "dan"}
+    assert (await world.progress(campaign)).phase is Phase.REVIEWING
+    # A denial handed over can no longer change.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await decide(world, campaign, actor_id="O1", decision="approve", item_ids=[ids["ann"]])
+    assert "can no longer change" in str(refused.value.cause)
+
+    # Two more denials: the cap (2 of 4) lets one go now; the third waits for the end.
+    await decide(
+        world,
+        campaign,
+        actor_id="O1",
+        decision="deny",
+        justification="left",
+        item_ids=[ids["bob"], ids["cas"]],
+    )
+    for _ in range(200):
+        if len(await members(world, "Finance")) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert len(await members(world, "Finance")) == 2  # never past the cap
+
+    await end_stage(campaign)
+    for _ in range(200):
+        progress = await world.progress(campaign)
+        if progress.phase is Phase.AWAITING_CONFIRMATION:
+            break
+        await asyncio.sleep(0.05)
+    assert progress.phase is Phase.AWAITING_CONFIRMATION and progress.removals == 3
+    await campaign.execute_update(
+        ReviewContract.CONFIRM_APPLY,
+        ConfirmApplyInput(actor_id="ops", confirm=True, reason="the third too"),
+        result_type=CampaignProgress,
+    )
+    result = await campaign.result()
+    assert await members(world, "Finance") == {"dan"}
+    assert result.applied == {"removed": 3}
+    assert {r.applied for n, r in report(world, campaign).items() if n != "dan"} == {"removed"}
+
+
+def test_applying_as_decided_needs_a_single_stage() -> None:
+    with pytest.raises(ValueError, match="only for a review of one stage"):
+        review(
+            apply={"when": "decided"},
+            stages=[
+                {"reviewers": ["owner"], "duration": "7d"},
+                {"reviewers": ["owner"], "duration": "7d", "only": ["denied"]},
+            ],
+        )

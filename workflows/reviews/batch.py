@@ -21,13 +21,15 @@ with workflow.unsafe.imports_passed_through():
         BatchOutcome,
         BulkAnswer,
         BulkDecision,
+        DeniedNow,
         EscalateInput,
         LoadBatchInput,
         RecordDecisionsInput,
         ReviewContract,
         ReviewerItemsQuery,
     )
-    from domain.reviews.items import ReviewerItem
+    from domain.reviews.definition import ApplyWhen
+    from domain.reviews.items import Outcome, ReviewerItem
     from domain.reviews.rules import (
         apply_bulk,
         close_items,
@@ -102,9 +104,31 @@ class ReviewBatchWorkflow:
     @workflow.update(name=ReviewContract.DECIDE)
     async def decide(self, bulk: BulkDecision) -> BulkAnswer:
         changed = apply_bulk(self._items, bulk, workflow.now())
+        handed = self._lock_denials(changed)
         workflow.set_current_details(self._details())
         await self._record(changed)
+        if handed:
+            # Recorded first: the campaign plans the removal from the record's stage rows.
+            parent = workflow.info().parent
+            assert parent is not None and self._input is not None
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                ReviewContract.DENIED_NOW, DeniedNow(batch=self._input.batch, item_ids=handed)
+            )
         return BulkAnswer(decided=len(changed), outcomes=outcome_counts(changed))
+
+    def _lock_denials(self, changed: list[ReviewerItem]) -> list[str]:
+        """apply.when decided: denials go to the campaign to remove now, within its cap, and can
+        no longer change (locked at once, before another update can run)."""
+        assert self._input is not None
+        if (
+            self._input.definition.apply.when is not ApplyWhen.DECIDED
+            or workflow.info().parent is None
+        ):
+            return []
+        denied = [i.item_id for i in changed if i.outcome is Outcome.DENIED]
+        for item_id in denied:
+            self._items[item_id].locked = True
+        return denied
 
     @decide.validator
     def _validate_decide(self, bulk: BulkDecision) -> None:

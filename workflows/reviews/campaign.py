@@ -27,12 +27,14 @@ with workflow.unsafe.imports_passed_through():
         CampaignProgress,
         CloseLeaversInput,
         ConfirmApplyInput,
+        DeniedNow,
         EndStageInput,
         EscalateInput,
         NotStartedInput,
         OpenStageInput,
         Phase,
         PlanApplyInput,
+        PlanItemsInput,
         RecordCampaignInput,
         RemindInput,
         ReviewContract,
@@ -40,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         StageProgress,
         batch_workflow_id,
     )
-    from domain.reviews.definition import ReviewStage
+    from domain.reviews.definition import ApplyWhen, ReviewStage
     from domain.reviews.items import ApplyState
     from domain.reviews.rules import over_cap, removal_share
     from domain.search_attributes import CAMPAIGN_PHASE, REVIEW_ID
@@ -61,6 +63,11 @@ class ReviewCampaignWorkflow:
         self._confirmation: ConfirmApplyInput | None = None
         self._batches: list[workflow.ChildWorkflowHandle] = []
         self._search_attributes = True
+        # apply.when decided: denials handed over by batches, not yet planned; and how many of
+        # them have been planned for removal (the running cap).
+        self._denied_now: list[str] = []
+        self._removed_now = 0
+        self._stage_over = False
 
     @workflow.run
     async def run(self, input: CampaignInput) -> CampaignProgress:
@@ -154,6 +161,11 @@ class ReviewCampaignWorkflow:
             )
         )
 
+        applier = None
+        if input.definition.apply.when is ApplyWhen.DECIDED:
+            self._stage_over = False
+            applier = asyncio.create_task(self._apply_as_decided(input))
+
         points = timeline(
             opened_at,
             stage.duration,
@@ -196,6 +208,9 @@ class ReviewCampaignWorkflow:
             await asyncio.gather(*(b.signal(ReviewContract.CLOSE) for b in self._batches))
         outcomes: list[BatchOutcome] = list(await asyncio.gather(*self._batches))
         self._batches = []
+        if applier is not None:
+            self._stage_over = True  # every batch has closed: nothing more is handed over
+            await applier
         counts: dict[str, int] = {}
         for outcome in outcomes:
             for key, n in outcome.outcomes.items():
@@ -284,6 +299,8 @@ class ReviewCampaignWorkflow:
                     )
                 return result.applied
 
+            # Every batch's answer counts all it holds, those applied as decided included.
+            progress.applied = {}
             for applied in await asyncio.gather(*(one(b) for b in plan.batches)):
                 for key, n in applied.items():
                     progress.applied[key] = progress.applied.get(key, 0) + n
@@ -299,6 +316,46 @@ class ReviewCampaignWorkflow:
         applied = ", ".join(f"{k} {n}" for k, n in sorted(progress.applied.items())) or "none"
         dry = "dry run: " if progress.dry_run else ""
         return f"{dry}{progress.items} item(s) reviewed; {progress.removals} denied; applied: {applied}"
+
+    async def _apply_as_decided(self, input: CampaignInput) -> None:
+        """Remove denials as they are made, while the share removed stays within the cap; what
+        would pass it waits for the end, where the cap pauses the campaign as usual."""
+        progress = self._require()
+        settings = input.definition.apply
+        limit = int(settings.max_removal_share * progress.items)
+        while True:
+            await workflow.wait_condition(lambda: bool(self._denied_now) or self._stage_over)
+            if not self._denied_now:
+                return
+            room = max(limit - self._removed_now, 0)
+            now, self._denied_now = self._denied_now[:room], []
+            if not now:
+                continue  # over the cap: left for the end
+            planned = await workflow.execute_activity(
+                review_activity.plan_items,
+                PlanItemsInput(campaign_id=progress.campaign_id, item_ids=now),
+                **REVIEW_STEP,
+            )
+            self._removed_now += planned.planned
+            if planned.batch is None:
+                continue
+            workflow.set_current_details(f"removing {planned.planned} item(s) as decided")
+            result = await workflow.execute_activity(
+                review_activity.apply_batch,
+                ApplyBatchInput(
+                    campaign_id=progress.campaign_id,
+                    review_name=input.definition.name,
+                    batch=planned.batch,
+                    dry_run=settings.dry_run,
+                ),
+                **REVIEW_BULK,
+            )
+            for key, n in result.applied.items():
+                progress.applied[key] = progress.applied.get(key, 0) + n
+
+    @workflow.signal(name=ReviewContract.DENIED_NOW)
+    def denied_now(self, input: DeniedNow) -> None:
+        self._denied_now.extend(i for i in input.item_ids if i not in self._denied_now)
 
     # ---- operators -------------------------------------------------------------------------------
 
