@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from domain.access.policy import AccessSettings
+from domain.pim.roles import PimSettings, RoleKind
 from domain.policy.values import (
     NonEmpty,
     as_text_conditions,
@@ -184,6 +185,8 @@ class Policy(_Strict):
     access: AccessSettings = AccessSettings()
     # Access reviews (certification campaigns), by id: what is reviewed, by whom, how often.
     reviews: dict[ReviewId, ReviewDefinition] = Field(default_factory=dict)
+    # Privileged roles activated just in time (PIM): directory roles and privileged groups.
+    pim: PimSettings = PimSettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -207,7 +210,28 @@ class Policy(_Strict):
                     )
         self._access_references_resolve(known_groups)
         self._review_references_resolve(known_groups)
+        self._pim_references_resolve(known_groups)
         return self
+
+    def _pim_references_resolve(self, known_groups: set[str]) -> None:
+        for rid, role in self.pim.roles.items():
+            if role.kind is RoleKind.PRIVILEGED_GROUP and role.group not in known_groups:
+                raise ValueError(
+                    f"pim.roles.{rid}: group {role.group!r} is not declared under groups"
+                )
+            stages = role.approval.stages if role.approval else []
+            for s, stage in enumerate(stages):
+                sources = [
+                    *stage.approvers,
+                    *stage.fallback,
+                    *(a for level in stage.escalations for a in level.approvers),
+                ]
+                for source in [*sources, *role.notify]:
+                    if source.group is not None and source.group not in known_groups:
+                        raise ValueError(
+                            f"pim.roles.{rid}.approval.stages[{s}]: approver group "
+                            f"{source.group!r} is not declared under groups"
+                        )
 
     def _review_references_resolve(self, known_groups: set[str]) -> None:
         # A review naming an undeclared group, package or app would find nothing to review and
