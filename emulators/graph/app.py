@@ -351,6 +351,10 @@ class GraphEmulator:
             if method == "DELETE":
                 self.directory.clear_outbox()
                 return Reply(204)
+        if route == "/roles" and method == "DELETE":
+            # Every directory-role assignment, eligibility and PIM request; definitions stay.
+            self.directory.clear_roles()
+            return Reply(204)
         if route == "/seed" and method == "POST":
             return Reply(200, seed(self.resources, _json(raw_body) or {}))
         if route.startswith("/sign-in/"):

@@ -1,6 +1,7 @@
 """Graph v1.0 resources: users, manager, groups and members, TAPs, sendMail, sign-in sessions.
 
-Service principals, app-role assignments and owners live in `workloads` and are routed from here.
+Service principals, app-role assignments and owners live in `workloads`, directory roles and PIM
+in `roles`; both are routed from here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from emulators.graph import query
 from emulators.graph.errors import GraphError, bad_request, not_found, now_iso
+from emulators.graph.roles import RoleManagement
 from emulators.graph.store import USER_DEFAULT_PROPERTIES, USER_PROPERTIES, Directory
 from emulators.graph.wire import Call, Reply
 from emulators.graph.workloads import SIGN_IN_PAGE_CAP, Workloads, ref_target
@@ -58,6 +60,7 @@ class GraphResources:
     def __init__(self, directory: Directory) -> None:
         self.dir = directory
         self.workloads = Workloads(directory, self._render_user)
+        self.roles = RoleManagement(directory)
         r = self._routes = []
         add = r.append
         add(("GET", r"/users", self.list_users))
@@ -85,6 +88,7 @@ class GraphResources:
         add(("POST", r"/groups/([^/]+)/members/\$ref", self.add_member))
         add(("DELETE", r"/groups/([^/]+)/members/([^/]+)/\$ref", self.remove_member))
         r += self.workloads.routes()
+        r += self.roles.routes()
         # Graph treats path segments case-insensitively (memberOf == memberof).
         self._compiled = [
             (method, re.compile(pattern + "$", re.IGNORECASE), handler)

@@ -8,15 +8,19 @@ reused as they are; links (members, owners, assignments) already present are lef
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from emulators.graph.errors import bad_request
+from emulators.graph.roles import parse_time
 from emulators.graph.wire import Call
 
 if TYPE_CHECKING:
     from emulators.graph.resources import GraphResources
 
-SEED_KEYS = frozenset({"groups", "users", "servicePrincipals", "appRoleAssignments"})
+SEED_KEYS = frozenset(
+    {"groups", "users", "servicePrincipals", "appRoleAssignments", "roleAssignments"}
+)
 # Seeded app roles may be given by value only; these fill in the rest.
 SEED_ROLE_MEMBER_TYPES = ["User", "Application"]
 
@@ -155,6 +159,7 @@ class _Seeder:
                     held = self.dir.owners[object_id]
 
         assignment_ids = [self._assignment(a) for a in spec.get("appRoleAssignments") or []]
+        role_ids = [self._directory_role(r) for r in spec.get("roleAssignments") or []]
         for object_id, activity in sign_ins:
             self.work.set_sign_in(object_id, activity)
         return {
@@ -163,6 +168,7 @@ class _Seeder:
             "servicePrincipals": sp_ids,
             "appRoles": app_roles,
             "appRoleAssignments": assignment_ids,
+            "roleAssignments": role_ids,
         }
 
     @staticmethod
@@ -207,3 +213,34 @@ class _Seeder:
             return existing
         body = {"principalId": principal["id"], "resourceId": resource["id"], "appRoleId": role_id}
         return self.work.grant(body)["id"]
+
+    def _directory_role(self, raw: Any) -> str:
+        """A directory role held outside Tenure (no PIM request): active, permanent or until
+        `endDateTime` (which may be past, to plant an already-lapsed one), or `eligible`."""
+        if not isinstance(raw, dict) or not all(
+            isinstance(raw.get(k), str) for k in ("principal", "role")
+        ):
+            raise bad_request("Every seed 'roleAssignments' entry needs 'principal' and 'role'.")
+        _, principal = self.resolve(raw["principal"])
+        definition = self.res.roles.definition(raw["role"])
+        if not definition:
+            raise bad_request(f"Seed role '{raw['role']}' names no role definition.")
+        end = raw.get("endDateTime")
+        if raw.get("permanent", end is None) and end is not None:
+            raise bad_request("A seed role assignment is either permanent or has an endDateTime.")
+        kind = "eligibility" if raw.get("eligible") else "assignment"
+        scope = raw.get("directoryScopeId") or "/"
+        # Idempotent like the rest of the seed: an identical live holding is reused.
+        existing = self.res.roles.matching(kind, principal["id"], definition["id"], scope)
+        if existing:
+            return existing[0]["id"]
+        start = parse_time(raw["startDateTime"]) if raw.get("startDateTime") else None
+        schedule = self.res.roles.add_schedule(
+            kind,
+            principal["id"],
+            definition["id"],
+            scope,
+            start or datetime.now(UTC),
+            parse_time(end) if end else None,
+        )
+        return schedule["id"]

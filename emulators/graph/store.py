@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS owners (
 CREATE TABLE IF NOT EXISTS app_role_assignments (
   id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, resource_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sign_in_activity (object_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+-- Directory-role schedules (active and eligible) and the PIM requests that made them.
+CREATE TABLE IF NOT EXISTS role_schedules (
+  id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS role_requests (
+  id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS role_schedules_by_principal ON role_schedules (principal_id);
+CREATE INDEX IF NOT EXISTS role_requests_by_principal ON role_requests (principal_id);
 -- Deleting an object drops its rows by the non-leading column: index it (100k-row tables).
 CREATE INDEX IF NOT EXISTS members_by_member ON members (user_id);
 CREATE INDEX IF NOT EXISTS owners_by_owner ON owners (owner_id);
@@ -142,6 +149,8 @@ class Directory:
         self.assignments_of: dict[str, dict[str, None]] = {}  # principal id -> assignment ids
         self._assignment_keys: dict[tuple[str, str, str], str] = {}  # (principal, resource, role)
         self.sign_ins: dict[str, dict[str, Any]] = {}  # user or SP id -> sign-in activity
+        self.role_schedules: dict[str, dict[str, Any]] = {}  # directory-role schedule id -> it
+        self.role_requests: dict[str, dict[str, Any]] = {}  # PIM request id -> it
         self.user_index = _Index(USER_INDEXED)
         self.group_index = _Index(GROUP_INDEXED)
         self.sp_index = _Index(SP_INDEXED)
@@ -212,6 +221,12 @@ class Directory:
             self._index_assignment(json.loads(data))
         for oid, data in self._db.execute("SELECT object_id, data FROM sign_in_activity"):
             self.sign_ins[oid] = json.loads(data)
+        for (data,) in self._db.execute("SELECT data FROM role_schedules ORDER BY rowid"):
+            schedule = json.loads(data)
+            self.role_schedules[schedule["id"]] = schedule
+        for (data,) in self._db.execute("SELECT data FROM role_requests ORDER BY rowid"):
+            request = json.loads(data)
+            self.role_requests[request["id"]] = request
 
     def find_object(self, key: str) -> tuple[str, dict[str, Any]] | None:
         """(kind, object) for a directory object id: 'user', 'group' or 'servicePrincipal'."""
@@ -281,6 +296,9 @@ class Directory:
             (object_id, object_id),
         )
         self._db.execute("DELETE FROM sign_in_activity WHERE object_id = ?", (object_id,))
+        # A deleted principal holds no directory roles, active or eligible.
+        self._db.execute("DELETE FROM role_schedules WHERE principal_id = ?", (object_id,))
+        self._db.execute("DELETE FROM role_requests WHERE principal_id = ?", (object_id,))
 
     def _forget_links(self, object_id: str) -> None:
         for owner in self.owners.pop(object_id, {}):
@@ -296,6 +314,9 @@ class Directory:
         self.assignments_of.pop(object_id, None)
         self.assigned_to.pop(object_id, None)
         self.sign_ins.pop(object_id, None)
+        for store in (self.role_schedules, self.role_requests):
+            for key in [k for k, v in store.items() if v["principalId"] == object_id]:
+                del store[key]
 
     # ---- manager -------------------------------------------------------------------------------
 
@@ -442,6 +463,38 @@ class Directory:
         with self._write():
             self._db.execute("DELETE FROM app_role_assignments WHERE id = ?", (assignment_id,))
         self._unindex_assignment(assignment_id)
+
+    # ---- directory roles -----------------------------------------------------------------------
+
+    def put_role_schedule(self, schedule: dict[str, Any]) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO role_schedules (id, principal_id, data) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                (schedule["id"], schedule["principalId"], json.dumps(schedule)),
+            )
+        self.role_schedules[schedule["id"]] = schedule
+
+    def delete_role_schedule(self, schedule_id: str) -> None:
+        with self._write():
+            self._db.execute("DELETE FROM role_schedules WHERE id = ?", (schedule_id,))
+        self.role_schedules.pop(schedule_id, None)
+
+    def put_role_request(self, request: dict[str, Any]) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO role_requests (id, principal_id, data) VALUES (?, ?, ?)",
+                (request["id"], request["principalId"], json.dumps(request)),
+            )
+        self.role_requests[request["id"]] = request
+
+    def clear_roles(self) -> None:
+        """Forget every directory-role schedule and request (the control surface's reset)."""
+        with self._write():
+            self._db.execute("DELETE FROM role_schedules")
+            self._db.execute("DELETE FROM role_requests")
+        self.role_schedules.clear()
+        self.role_requests.clear()
 
     # ---- sign-in activity ----------------------------------------------------------------------
 
