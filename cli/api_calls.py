@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -105,3 +105,20 @@ def with_api(command: Callable[[argparse.Namespace, Any, Console], int]) -> Call
             return 1
 
     return handler
+
+
+def print_entry(console: Console, first: str, facts: list[str]) -> None:
+    """An id on a line of its own (what the next command needs, so never cut or wrapped inside a
+    table cell, whatever the terminal's width), then its facts."""
+    console.print(f"[cyan]{first}[/cyan]", soft_wrap=True)
+    console.print("  " + " · ".join(f for f in facts if f))
+
+
+def when(value: Any) -> str:
+    """Times as `2026-12-01 09:00 UTC`; empty when absent."""
+    if value is None or value == "":
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.api_calls import call, instant, with_api
+from cli.api_calls import call, instant, print_entry, when, with_api
 from domain.access.request import RequestStatus, RequestView, StoryEntry
 from domain.approval.contract import StageView
 
@@ -172,22 +171,15 @@ def _list(args: argparse.Namespace, client: Any, console: Console) -> int:
         waiting = item.get("waiting_on")
         facts = [
             f"{escape(item['package_name'])} for {item['beneficiary_id']}, "
-            f"asked by {item['requester_id']} {_when(item['submitted_at'])}",
+            f"asked by {item['requester_id']} {when(item['submitted_at'])}",
             _status_text(item["status"]),
         ]
         if waiting:
             facts.append(f"waiting on {_waiting_text(waiting)}")
         if item.get("expires_at"):
-            facts.append(f"ends {_when(item['expires_at'])}")
-        _print_item(console, item["request_id"], facts)
+            facts.append(f"ends {when(item['expires_at'])}")
+        print_entry(console, item["request_id"], facts)
     return 0
-
-
-def _print_item(console: Console, request_id: str, facts: list[str]) -> None:
-    # The id on a line of its own: it is what the next command needs, so it is never cut or
-    # wrapped inside a table cell, whatever the terminal's width.
-    console.print(f"[cyan]{request_id}[/cyan]", soft_wrap=True)
-    console.print("  " + " · ".join(facts))
 
 
 def _approvals(args: argparse.Namespace, client: Any, console: Console) -> int:
@@ -198,13 +190,13 @@ def _approvals(args: argparse.Namespace, client: Any, console: Console) -> int:
     console.print(f"[bold]Waiting for your decision[/bold] ({len(answer['requests'])})")
     for item in answer["requests"]:
         stage = item.get("waiting_on") or {}
-        _print_item(
+        print_entry(
             console,
             item["request_id"],
             [
                 f"{escape(item['package_name'])} for {item['beneficiary_id']}, "
                 f"asked by {item['requester_id']}",
-                f"{escape(stage.get('name', ''))}: decide by {_when(stage.get('deadline'))}",
+                f"{escape(stage.get('name', ''))}: decide by {when(stage.get('deadline'))}",
             ],
         )
     console.print("Decide with: tenure requests approve|deny ID [--comment TEXT]")
@@ -262,7 +254,7 @@ def _header(view: RequestView) -> Panel:
     lines.add_row("Package", f"{escape(view.package_name)} ({view.package_id})")
     lines.add_row("For", view.beneficiary_id)
     lines.add_row("Asked by", view.requester_id)
-    lines.add_row("Submitted", _when(view.submitted_at))
+    lines.add_row("Submitted", when(view.submitted_at))
     lines.add_row("Justification", escape(view.justification) or "[dim](none)[/dim]")
     if view.answers:
         lines.add_row(
@@ -273,11 +265,11 @@ def _header(view: RequestView) -> Panel:
     if view.waiting_on is not None:
         lines.add_row("Waiting on", _waiting_text(view.waiting_on.model_dump(mode="json")))
     if view.granted_at is not None:
-        lines.add_row("Granted", _when(view.granted_at))
+        lines.add_row("Granted", when(view.granted_at))
     if view.granted_at is not None or view.expires_at is not None:
-        lines.add_row("Ends", _when(view.expires_at) if view.expires_at else "never")
+        lines.add_row("Ends", when(view.expires_at) if view.expires_at else "never")
     if view.closed_at is not None:
-        lines.add_row("Closed", _when(view.closed_at))
+        lines.add_row("Closed", when(view.closed_at))
     title = Text.assemble(
         (view.request_id, "bold"), "  ", Text.from_markup(_status_text(view.status))
     )
@@ -300,8 +292,8 @@ def _stages_table(view: RequestView) -> Table:
             ", ".join(stage.approvers) or "[dim]nobody[/dim]",
             ", ".join(stage.approved_by),
             ", ".join(stage.denied_by),
-            _when(stage.opened_at),
-            _when(stage.deadline),
+            when(stage.opened_at),
+            when(stage.deadline),
             escape(stage.outcome)
             if stage.outcome
             else ("[yellow]waiting[/yellow]" if waiting else ""),
@@ -332,7 +324,7 @@ def _timeline(story: list[StoryEntry]) -> Table:
         if entry.kind == "decision":
             style = "green" if str(entry.data.get("decision")).lower() == "approve" else "red"
         table.add_row(
-            _when(entry.at),
+            when(entry.at),
             f"[{style}]{label}[/{style}]" if style else label,
             entry.actor,
             escape(_details(entry)),
@@ -349,7 +341,7 @@ def _details(entry: StoryEntry) -> str:
     for key, label in (("comment", "comment"), ("reason", "reason"), ("until", "until")):
         value = entry.data.get(key)
         if value and str(value) not in text:
-            extras.append(f"{label}: {_when(value) if key == 'until' else value}")
+            extras.append(f"{label}: {when(value) if key == 'until' else value}")
     if (
         entry.kind == "decision"
         and entry.data.get("stage")
@@ -367,14 +359,4 @@ def _status_text(status: str) -> str:
 def _waiting_text(stage: dict[str, Any]) -> str:
     name = escape(stage.get("name") or "approval")
     who = ", ".join(stage.get("approvers") or [])
-    return f"{name}: {who} by {_when(stage.get('deadline'))}"
-
-
-def _when(value: Any) -> str:
-    """Times as `2026-12-01 09:00 UTC`; empty when absent."""
-    if value is None or value == "":
-        return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{name}: {who} by {when(stage.get('deadline'))}"

@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from cli.api_calls import ApiError, api_client, call, problem_line, with_api
+from cli.api_calls import ApiError, api_client, call, print_entry, problem_line, when, with_api
 from domain.reviews.campaign import Phase
 
 REVIEWS = "/v1/reviews"
@@ -147,13 +146,13 @@ def _list(args: argparse.Namespace, client: Any, console: Console) -> int:
             escape(campaign["name"]),
             _phase_text(campaign["phase"]),
             f"{campaign['items']} item(s)",
-            f"started {_when(campaign['started_at'])}",
+            f"started {when(campaign['started_at'])}",
         ]
         if campaign.get("current_stage") is not None and campaign["phase"] == "reviewing":
             facts.insert(2, f"stage {campaign['current_stage'] + 1}")
         if campaign.get("finished_at"):
-            facts.append(f"finished {_when(campaign['finished_at'])}")
-        _print_entry(console, campaign["campaign_id"], facts)
+            facts.append(f"finished {when(campaign['finished_at'])}")
+        print_entry(console, campaign["campaign_id"], facts)
         if campaign.get("waiting_for"):
             console.print(f"  [magenta]waiting for: {escape(campaign['waiting_for'])}[/magenta]")
     return 0
@@ -166,13 +165,13 @@ def _mine(args: argparse.Namespace, client: Any, console: Console) -> int:
         return 0
     console.print(f"[bold]Waiting for your review[/bold] ({answer['count']})")
     for stage in answer["stages"]:
-        _print_entry(
+        print_entry(
             console,
             stage["campaign_id"],
             [
                 escape(stage["name"]),
                 f"{escape(stage['stage_name'])}: {stage['undecided']} item(s) undecided",
-                f"ends {_when(stage.get('ends_at'))}",
+                f"ends {when(stage.get('ends_at'))}",
             ],
         )
     console.print("See them with: tenure reviews items CAMPAIGN_ID")
@@ -200,7 +199,7 @@ def _items(args: argparse.Namespace, client: Any, console: Console) -> int:
     title = number if stage["name"] == number else f"{stage['name']} ({number})"
     console.print(
         f"[bold]{escape(title)}[/bold], "
-        f"ends {_when(stage.get('ends_at'))}: {answer['count']} item(s) of yours, "
+        f"ends {when(stage.get('ends_at'))}: {answer['count']} item(s) of yours, "
         f"{undecided} undecided"
     )
     for item in answer["items"]:
@@ -211,7 +210,7 @@ def _items(args: argparse.Namespace, client: Any, console: Console) -> int:
             *(_earlier_text(d) for d in item.get("earlier") or []),
             _decision_text(item),
         ]
-        _print_entry(console, item["item_id"], facts)
+        print_entry(console, item["item_id"], facts)
     if undecided:
         console.print(
             f"Decide with: tenure reviews decide {args.campaign_id} "
@@ -329,9 +328,9 @@ def render_campaign(console: Console, view: dict[str, Any]) -> None:
         + ("  [cyan]dry run[/cyan]" if progress.get("dry_run") else "")
     )
     console.print(f"  {cid}", soft_wrap=True)
-    facts = [f"started {_when(progress['started_at'])}", f"{progress['items']} item(s)"]
+    facts = [f"started {when(progress['started_at'])}", f"{progress['items']} item(s)"]
     if progress.get("finished_at"):
-        facts.append(f"finished {_when(progress['finished_at'])}")
+        facts.append(f"finished {when(progress['finished_at'])}")
     if view.get("source") == "record" and not progress.get("finished_at"):
         facts.append("[dim]as last recorded (the campaign did not answer)[/dim]")
     console.print("  " + " · ".join(facts))
@@ -369,11 +368,9 @@ def _stage_line(stage: dict[str, Any], counted: dict[str, Any] | None, current: 
         outcomes = ", ".join(
             f"{k.replace('_', ' ')} {n}" for k, n in sorted((stage.get("outcomes") or {}).items())
         )
-        return f"{line}  closed {_when(stage['closed_at'])}" + (
-            f" ({outcomes})" if outcomes else ""
-        )
+        return f"{line}  closed {when(stage['closed_at'])}" + (f" ({outcomes})" if outcomes else "")
     state = "[yellow]open[/yellow]" if stage["index"] == current else ""
-    return f"{line}  {state} ends {_when(stage.get('ends_at'))}".rstrip()
+    return f"{line}  {state} ends {when(stage.get('ends_at'))}".rstrip()
 
 
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
@@ -401,12 +398,6 @@ def _next_steps(progress: dict[str, Any]) -> list[str]:
     if phase in ("completed", "aborted"):
         return [f"Report: tenure reviews report {cid} [--format jsonl] [-o FILE]"]
     return []
-
-
-def _print_entry(console: Console, first: str, facts: list[str]) -> None:
-    # The id on a line of its own: it is what the next command needs, so it is never cut.
-    console.print(f"[cyan]{first}[/cyan]", soft_wrap=True)
-    console.print("  " + " · ".join(f for f in facts if f))
 
 
 def _phase_text(phase: str) -> str:
@@ -438,13 +429,3 @@ def _decision_text(item: dict[str, Any]) -> str:
         return "[yellow]undecided[/yellow]"
     by = item.get("decided_by") or ""
     return f"{outcome.replace('_', ' ')} by {escape(by)}"
-
-
-def _when(value: Any) -> str:
-    """Times as `2026-12-01 09:00 UTC`; empty when absent."""
-    if value is None or value == "":
-        return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

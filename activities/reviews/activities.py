@@ -59,8 +59,8 @@ from domain.reviews.campaign import (
     SnapshotResult,
     StageOpened,
 )
-from domain.reviews.items import ApplyState, HolderKind, Outcome, ReviewItem, StageDecision
-from domain.reviews.rules import item_reviewers
+from domain.reviews.items import ApplyState, HolderKind, Outcome, ReviewItem
+from domain.reviews.rules import item_reviewers, recorded_decisions
 
 T = TypeVar("T")
 MAIL_CONCURRENCY = 8
@@ -182,17 +182,7 @@ class ReviewActivities:
 
     @activity.defn(name=ReviewActivityNames.RECORD_DECISIONS)
     async def record_decisions(self, input: RecordDecisionsInput) -> None:
-        decisions = [
-            StageDecision(
-                item_id=i.item_id,
-                outcome=i.outcome,
-                decided_by=i.decided_by or "",
-                justification=i.justification,
-                decided_at=i.decided_at or datetime.now(UTC),
-            )
-            for i in input.items
-            if i.outcome is not None
-        ]
+        decisions = recorded_decisions(input.items, datetime.now(UTC))
         await self._db(
             self._store.record_stage_decisions, input.campaign_id, input.stage, decisions
         )

@@ -26,6 +26,7 @@ from domain.reviews.items import (
     Recommended,
     ReviewerItem,
     ReviewItem,
+    StageDecision,
 )
 
 CONTRACTOR = "contractor"
@@ -239,6 +240,21 @@ def close_items(
         items[item.item_id] = updated
         closed.append(updated)
     return closed
+
+
+def recorded_decisions(items: Iterable[ReviewerItem], now: datetime) -> list[StageDecision]:
+    """The decided items as the record keeps them (the undecided are left out)."""
+    return [
+        StageDecision(
+            item_id=i.item_id,
+            outcome=i.outcome,
+            decided_by=i.decided_by or "",
+            justification=i.justification,
+            decided_at=i.decided_at or now,
+        )
+        for i in items
+        if i.outcome is not None
+    ]
 
 
 def outcome_counts(items: Iterable[ReviewerItem]) -> dict[str, int]:

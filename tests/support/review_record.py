@@ -64,9 +64,8 @@ from domain.reviews.items import (
     Recommended,
     ReviewerItem,
     ReviewItem,
-    StageDecision,
 )
-from domain.reviews.rules import item_reviewers
+from domain.reviews.rules import item_reviewers, recorded_decisions
 from workflows.reviews.batch import ReviewBatchWorkflow
 from workflows.reviews.campaign import ReviewCampaignWorkflow
 
@@ -182,17 +181,7 @@ class RecordReviewActivities:
 
     @activity.defn(name=ReviewActivityNames.RECORD_DECISIONS)
     async def record_decisions(self, input: RecordDecisionsInput) -> None:
-        decisions = [
-            StageDecision(
-                item_id=i.item_id,
-                outcome=i.outcome,
-                decided_by=i.decided_by or "",
-                justification=i.justification,
-                decided_at=i.decided_at or datetime.now(UTC),
-            )
-            for i in input.items
-            if i.outcome is not None
-        ]
+        decisions = recorded_decisions(input.items, datetime.now(UTC))
         await self._db(self.store.record_stage_decisions, input.campaign_id, input.stage, decisions)
 
     @activity.defn(name=ReviewActivityNames.REMIND)

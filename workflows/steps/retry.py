@@ -107,8 +107,9 @@ NOTICE: workflow.ActivityConfig = {
     "retry_policy": PROVISIONING["retry_policy"],
 }
 
-# A review's snapshot and its batches' removals: long, paged, heartbeating work. A retry resumes
-# from the record (items and removals already written are skipped), so a crash costs one page.
+# A review's snapshot and its batches' removals: long, paged, heartbeating work. A retry is safe:
+# a snapshot reads its scope again but writes only items not yet recorded, and a removal batch
+# skips what it already applied.
 REVIEW_BULK: workflow.ActivityConfig = {
     "start_to_close_timeout": timedelta(minutes=30),
     "heartbeat_timeout": timedelta(minutes=1),
