@@ -393,6 +393,7 @@ class _Removal:
         self._input = input
         self._ledger = Ledger(owner._temporal)
         self._managed = managed  # employee ids of Tenure's identities: only they have a ledger
+        self._revoked: set[str] = set()  # requests this batch has revoked already
 
     async def run(
         self, items: list[ReviewItem]
@@ -444,7 +445,9 @@ class _Removal:
     async def _revoke(
         self, item: ReviewItem, request_ids: list[str], kept_by: list[str]
     ) -> tuple[ApplyState, str]:
-        for request_id in request_ids:
+        # A package's group, account and role are items of their own: revoke it once per batch.
+        for request_id in [r for r in request_ids if r not in self._revoked]:
+            self._revoked.add(request_id)
             handle = self._a._temporal.get_workflow_handle(request_id)
             try:
                 await handle.execute_update(
