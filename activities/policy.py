@@ -8,6 +8,8 @@ from temporalio.exceptions import ApplicationError
 from domain.access.plan import UnknownPackage, access_plan
 from domain.access.request import AccessActivityNames, AccessPlan, AccessPlanInput
 from domain.lifecycle.birthright import joiner_plan, leaver_plan, mover_plan
+from domain.pim.activation import PimActivityNames, ResolvedRole, ResolveRoleInput
+from domain.pim.plan import UnknownRole, resolved_role
 from domain.policy.model import Policy
 from domain.provisioning import (
     ActivityNames,
@@ -45,3 +47,10 @@ class PolicyActivities:
         except UnknownPackage as err:
             # The policy changed since the request was accepted: no retry will bring it back.
             raise ApplicationError(str(err), type="UnknownPackage", non_retryable=True) from None
+
+    @activity.defn(name=PimActivityNames.RESOLVE_ROLE)
+    async def resolve_pim_role(self, input: ResolveRoleInput) -> ResolvedRole:
+        try:
+            return resolved_role(self._policy, input.role_id)
+        except UnknownRole as err:
+            raise ApplicationError(str(err), type="UnknownRole", non_retryable=True) from None

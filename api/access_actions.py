@@ -94,9 +94,9 @@ async def decide(
     request: Request,
     caller: CallerDep,
 ) -> UpdateAnswer:
-    actor = _actor(caller)
+    actor = actor_of(caller)
     update = DecideInput(actor=actor, decision=body.decision, comment=body.comment)
-    return await _act(request, request_id, actor, AccessRequestContract.UPDATE_DECIDE, update)
+    return await act_on_run(request, request_id, actor, AccessRequestContract.UPDATE_DECIDE, update)
 
 
 @router.post(
@@ -120,9 +120,9 @@ async def extend(
     request: Request,
     caller: CallerDep,
 ) -> UpdateAnswer:
-    actor = _actor(caller)
+    actor = actor_of(caller)
     update = ExtendInput(actor=actor, new_end=body.new_end, justification=body.justification)
-    return await _act(request, request_id, actor, AccessRequestContract.UPDATE_EXTEND, update)
+    return await act_on_run(request, request_id, actor, AccessRequestContract.UPDATE_EXTEND, update)
 
 
 @router.post(
@@ -141,9 +141,9 @@ async def cancel(
     caller: CallerDep,
     body: Annotated[CancelBody | None, json_body(CancelBody, optional=True)],
 ) -> UpdateAnswer:
-    actor = _actor(caller)
+    actor = actor_of(caller)
     update = CancelInput(actor=actor, reason=body.reason if body is not None else "")
-    return await _act(request, request_id, actor, AccessRequestContract.UPDATE_CANCEL, update)
+    return await act_on_run(request, request_id, actor, AccessRequestContract.UPDATE_CANCEL, update)
 
 
 @router.post(
@@ -163,21 +163,27 @@ async def revoke(
     request: Request,
     caller: CallerDep,
 ) -> UpdateAnswer:
-    actor = _actor(caller)
+    actor = actor_of(caller)
     update = RevokeInput(actor=actor, reason=body.reason)
-    return await _act(request, request_id, actor, AccessRequestContract.UPDATE_REVOKE, update)
+    return await act_on_run(request, request_id, actor, AccessRequestContract.UPDATE_REVOKE, update)
 
 
-def _actor(caller: Caller) -> Actor:
+def actor_of(caller: Caller) -> Actor:
     # From the verified token only; the workflow also knows the policy's administrators.
     return Actor(employee_id=caller.employee_id, is_admin=caller.is_admin)
 
 
-async def _act(
-    request: Request, request_id: str, actor: Actor, update_name: str, update: BaseModel
+async def act_on_run(
+    request: Request,
+    request_id: str,
+    actor: Actor,
+    update_name: str,
+    update: BaseModel,
+    prefixes: tuple[str, ...] = (REQUEST_ID_PREFIX,),
 ) -> UpdateAnswer:
-    """Run the update; map its refusal to a status (and record a NOT_ALLOWED one in the request)."""
-    if not request_id.startswith(REQUEST_ID_PREFIX):
+    """Run the update; map its refusal to a status (and record a NOT_ALLOWED one in the run).
+    Requests and PIM runs share the refusal types and the refused-attempt signal."""
+    if not request_id.startswith(prefixes):
         raise request_not_found(request_id)
     handle = temporal_of(request).get_workflow_handle(request_id)
     try:

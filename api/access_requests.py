@@ -153,7 +153,7 @@ async def submit_request(
             static_summary=f"Access request: {body.package_id} for {beneficiary_id}",
         )
     except WorkflowAlreadyStartedError:
-        view = await _find_view(services, client, request_id)
+        view = await find_request_view(services, client, request_id)
         if view is None:  # pragma: no cover - a closed run Temporal has already forgotten
             raise temporal_unavailable("the earlier request with this key cannot be read") from None
         return SubmittedRequest(request_id=request_id, status=view.status, links=_links(request_id))
@@ -240,13 +240,13 @@ async def get_request(
     services = services_of(request)
     view = None
     if request_id.startswith(REQUEST_ID_PREFIX):
-        view = await _find_view(services, temporal_of(request), request_id)
-    if view is None or not _may_see(caller, view, services.policy):
+        view = await find_request_view(services, temporal_of(request), request_id)
+    if view is None or not may_see_request(caller, view, services.policy):
         raise request_not_found(request_id)
     return view
 
 
-def _may_see(caller: Caller, view: RequestView, policy: Policy) -> bool:
+def may_see_request(caller: Caller, view: RequestView, policy: Policy) -> bool:
     me = caller.employee_id
     if caller.is_admin or caller.is_auditor or me in policy.access.administrators:
         return True
@@ -262,7 +262,7 @@ async def _stored_view(services: AccessServices, request_id: str) -> RequestView
     return await asyncio.to_thread(services.store.get_request, request_id)
 
 
-async def _find_view(
+async def find_request_view(
     services: AccessServices, client: Client, request_id: str
 ) -> RequestView | None:
     """From the store, else (not recorded yet) from the workflow itself; None when neither has it."""

@@ -52,6 +52,8 @@ class AccessServices:
     verifier: TokenVerifier | None
     store: AccessRecordStore | None
     known_callers: KnownCallers = field(default_factory=KnownCallers)
+    # The SIEM's bearer token (incidents); None: not configured.
+    siem_token: str | None = field(default=None, repr=False)
     query_timeout: timedelta = QUERY_TIMEOUT
     update_timeout: timedelta = UPDATE_TIMEOUT
 
@@ -67,6 +69,7 @@ class AccessServices:
                 if settings.access_record_url is not None or settings.access_record_db is not None
                 else None
             ),
+            siem_token=settings.siem_token,
         )
 
     async def aclose(self) -> None:

@@ -28,6 +28,8 @@ from api.access_requests import router as access_requests_router
 from api.access_services import AccessServices
 from api.audit_export import router as audit_export_router
 from api.auth import require_intake_token
+from api.incidents import router as incidents_router
+from api.incidents import siem_router as incidents_siem_router
 from api.intake import (
     EventBatch,
     IntakeResult,
@@ -38,6 +40,7 @@ from api.intake import (
 )
 from api.json_body import MAX_BODY_BYTES, InvalidBody, read_body
 from api.limits import MAX_HEADER_BYTES, HeaderLimits
+from api.pim import router as pim_router
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.query_params import only_declared_query_parameters
 from api.review_models import (
@@ -229,6 +232,9 @@ def create_app(
     app.include_router(access_actions_router)
     app.include_router(audit_export_router)
     app.include_router(reviews_router)
+    app.include_router(pim_router)
+    app.include_router(incidents_siem_router)
+    app.include_router(incidents_router)
     _document_body_models(app)
     return app
 

@@ -50,6 +50,8 @@ class Caller:
     user_principal_name: str | None
     display_name: str | None
     roles: frozenset[str] = frozenset()
+    # The sign-in used multi-factor authentication: the token's `amr` names `mfa` (RFC 8176).
+    mfa: bool = False
     # The token's `exp` (seconds since 1970): what is learned about the caller lasts no longer.
     token_expires_at: float | None = field(default=None, compare=False)
 
@@ -235,6 +237,7 @@ class TokenVerifier:
         upn = claims.get("preferred_username") or claims.get("upn")
         name = claims.get("name")
         exp = claims.get("exp")
+        amr = claims.get("amr")
         return Caller(
             employee_id=employee_id.strip(),
             user_principal_name=upn if isinstance(upn, str) else None,
@@ -242,6 +245,7 @@ class TokenVerifier:
             roles=frozenset(r for r in roles if isinstance(r, str))
             if isinstance(roles, list)
             else frozenset(),
+            mfa=isinstance(amr, list) and "mfa" in amr,
             token_expires_at=float(exp) if isinstance(exp, int | float) else None,
         )
 

@@ -35,6 +35,9 @@ class ApiSettings:
     # read records answer 503. A URL's password never shows in repr().
     access_record_db: Path | None = None
     access_record_url: URL | None = None
+    # The SIEM/SOAR tools' own bearer token for POST /v1/security/incidents (TENURE_SIEM_TOKEN
+    # or TENURE_SIEM_TOKEN_FILE); None: that endpoint answers 503 saying what to set.
+    siem_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -55,6 +58,7 @@ class ApiSettings:
             policy_path=policy_path_from_env(env),
             access_record_db=_optional_path(env, "TENURE_ACCESS_RECORD_DB"),
             access_record_url=_access_record_url(env),
+            siem_token=_secret(env, "TENURE_SIEM_TOKEN"),
         )
 
 
@@ -70,6 +74,20 @@ def _access_record_url(env: Mapping[str, str]) -> URL | None:
 def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from `name`, else from the file `name_FILE`; None when neither is set."""
+    value = env.get(name, "").strip()
+    path = env.get(f"{name}_FILE", "").strip()
+    if not value and path:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as err:
+            raise SettingsError(f"{name}_FILE={path}: {err.strerror}") from err
+        if not value:
+            raise SettingsError(f"{name}_FILE={path} is empty")
+    return value or None
 
 
 def _intake_token(env: Mapping[str, str]) -> str:

@@ -25,9 +25,17 @@ def get_request(conn: Connection, request_id: str) -> RequestView | None:
 
 
 def list_requests(
-    conn: Connection, *, employee_id: str | None, status: str | None, limit: int
+    conn: Connection,
+    *,
+    employee_id: str | None,
+    status: str | None,
+    limit: int,
+    package_prefix: str | None = None,
 ) -> list[RequestView]:
     query: Select[tuple[str]] = select(requests.c.view)
+    if package_prefix is not None:
+        # PIM runs are kept as requests whose package is `pim:<role>` or `pim-eligible:<role>`.
+        query = query.where(requests.c.package_id.startswith(package_prefix, autoescape=True))
     if employee_id is not None:
         query = query.where(
             or_(requests.c.requester_id == employee_id, requests.c.beneficiary_id == employee_id)

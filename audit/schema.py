@@ -231,3 +231,71 @@ review_refusals = Table(
     Column("item_ids", Text, nullable=False),
     sqlite_with_rowid=False,
 )
+
+
+# ---- privileged access (revision 0004): security incidents, PIM alerts, SoD violations
+# (`audit/privileged.py`). Kept with no retention cap: nothing prunes them.
+
+# Each incident's latest view (IncidentView JSON without its steps, which are in incident_steps);
+# `last_step` is how many steps that view holds (a view with more steps is further along).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("incident_id", OrderedText, primary_key=True),
+    Column("employee_id", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("received_at", UtcTimestamp, nullable=False),
+    Column("updated_at", UtcTimestamp, nullable=False),
+    Column("last_step", Integer, nullable=False, autoincrement=False),
+    Column("view", Text, nullable=False),
+    Index("incidents_employee", "employee_id", "received_at"),
+    Index("incidents_received", "received_at"),
+)
+
+# One row per incident step (IncidentStep JSON), never changed once written.
+incident_steps = Table(
+    "incident_steps",
+    metadata,
+    Column("incident_id", OrderedText, primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UtcTimestamp, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("entry", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# One row per alert (one cause: kind, role and subject), as the detective scans keep it: open
+# while `resolved_at` is NULL. `alert` is the latest finding's JSON (AlertFinding: its text and
+# detail); the times and count are the columns.
+pim_alerts = Table(
+    "pim_alerts",
+    metadata,
+    Column("alert_id", OrderedText, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("role_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("first_raised_at", UtcTimestamp, nullable=False),
+    Column("last_seen_at", UtcTimestamp, nullable=False),
+    Column("resolved_at", UtcTimestamp, nullable=True),
+    Column("times_raised", Integer, nullable=False, autoincrement=False),
+    Column("alert", Text, nullable=False),
+    # The open alerts (of the kinds a scan covers).
+    Index("pim_alerts_open", "resolved_at", "kind"),
+)
+
+# Each separation-of-duties violation's latest state (SodViolation JSON).
+sod_violations = Table(
+    "sod_violations",
+    metadata,
+    Column("violation_id", OrderedText, primary_key=True),
+    Column("rule", Text, nullable=False),
+    Column("employee_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("detected_at", UtcTimestamp, nullable=False),
+    Column("updated_at", UtcTimestamp, nullable=False),
+    Column("exception_until", UtcTimestamp, nullable=True),
+    Column("violation", Text, nullable=False),
+    Index("sod_violations_status", "status", "detected_at"),
+    Index("sod_violations_employee", "employee_id", "detected_at"),
+)

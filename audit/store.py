@@ -1,6 +1,7 @@
 """The access record: requests, their stories, who must decide, every access change, the HR
 events the intake has taken (by event id and content digest), and access-review campaigns (their
-items, decisions per stage, removals and report; `audit/reviews.py`).
+items, decisions per stage, removals and report; `audit/reviews.py`), and privileged access:
+security incidents, PIM alerts and SoD violations (`audit/privileged.py`).
 
 It lives on SQLite (the embedded default: one file, `TENURE_ACCESS_RECORD_DB`) or on PostgreSQL
 (`TENURE_ACCESS_RECORD_URL`); `audit/location.py` says how either is named and reached. The store
@@ -35,7 +36,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from audit import reads, reviews, writes
+from audit import privileged, reads, reviews, writes
 from audit.location import (
     BUSY_TIMEOUT_MS,
     ENV_VAR,
@@ -53,6 +54,8 @@ from audit.migrate import migrate
 from audit.model import AccessRecordError, HrEventConflict, ReceivedHrEvent
 from domain.access.request import RequestView
 from domain.audit import AccessChange
+from domain.detective.sod_violations import SodViolation, ViolationStatus
+from domain.pim.alerts import AlertFinding, AlertKind, AlertScanResult, PimAlert
 from domain.reviews.campaign import CampaignProgress, RefusedReviewAttempt
 from domain.reviews.items import (
     ApplyState,
@@ -62,6 +65,7 @@ from domain.reviews.items import (
     ReviewItem,
     StageDecision,
 )
+from domain.security.incident import IncidentStatus, IncidentView
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -167,12 +171,20 @@ class AccessRecordStore:
         employee_id: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        package_prefix: str | None = None,
     ) -> list[RequestView]:
-        """Requests newest first (by submission); `employee_id` matches requester or beneficiary."""
+        """Requests newest first (by submission); `employee_id` matches requester or beneficiary,
+        `package_prefix` the start of the package id (`pim:` for role activations)."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         with self._engine.connect() as conn:
-            return reads.list_requests(conn, employee_id=employee_id, status=status, limit=limit)
+            return reads.list_requests(
+                conn,
+                employee_id=employee_id,
+                status=status,
+                limit=limit,
+                package_prefix=package_prefix,
+            )
 
     def awaiting_decision(self, employee_id: str) -> list[RequestView]:
         """Requests whose waiting stage still needs this person's decision, longest waiting first."""
@@ -386,6 +398,73 @@ class AccessRecordStore:
         """The campaign's refused attempts in time order."""
         with self._engine.connect() as conn:
             return reviews.review_refusals_of(conn, campaign_id)
+
+    # ---- privileged access: incidents, PIM alerts, SoD violations (audit/privileged.py) ---------
+
+    def record_incident(self, view: IncidentView) -> None:
+        """Keep the incident's view and its steps; idempotent and monotonic."""
+        with self._writing() as conn:
+            privileged.record_incident(conn, view)
+
+    def get_incident(self, incident_id: str) -> IncidentView | None:
+        with self._engine.connect() as conn:
+            return privileged.get_incident(conn, incident_id)
+
+    def list_incidents(
+        self,
+        *,
+        employee_id: str | None = None,
+        status: IncidentStatus | str | None = None,
+        limit: int = 100,
+    ) -> list[IncidentView]:
+        """Incidents newest first (by when they were received)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._engine.connect() as conn:
+            return privileged.list_incidents(
+                conn, employee_id=employee_id, status=status, limit=limit
+            )
+
+    def apply_alert_scan(
+        self, kinds: Iterable[AlertKind], findings: Sequence[AlertFinding], at: datetime
+    ) -> AlertScanResult:
+        """Raise, keep open and resolve alerts by what a scan at `at` of these kinds saw; the
+        same scan applied again changes nothing (and raises nothing)."""
+        with self._writing() as conn:
+            return privileged.apply_alert_scan(conn, kinds, findings, at)
+
+    def list_alerts(
+        self, *, open_only: bool = True, kind: AlertKind | str | None = None, limit: int = 200
+    ) -> list[PimAlert]:
+        """Alerts most recently first raised first: the open ones, or all."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._engine.connect() as conn:
+            return privileged.list_alerts(conn, open_only=open_only, kind=kind, limit=limit)
+
+    def record_sod_violation(self, violation: SodViolation) -> None:
+        """Keep the violation's latest state; an older one (by `updated_at`) never replaces it."""
+        with self._writing() as conn:
+            privileged.record_sod_violation(conn, violation)
+
+    def get_sod_violation(self, violation_id: str) -> SodViolation | None:
+        with self._engine.connect() as conn:
+            return privileged.get_sod_violation(conn, violation_id)
+
+    def list_sod_violations(
+        self,
+        *,
+        status: ViolationStatus | str | None = None,
+        employee_id: str | None = None,
+        limit: int = 500,
+    ) -> list[SodViolation]:
+        """Violations newest first (by detection)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._engine.connect() as conn:
+            return privileged.list_sod_violations(
+                conn, status=status, employee_id=employee_id, limit=limit
+            )
 
     # ---- plumbing ------------------------------------------------------------------------------
 

@@ -48,6 +48,12 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--as", dest="employee_id", metavar="EMPLOYEE_ID", help="whom to log in as, e.g. E1001"
     )
     mode.add_argument("--status", action="store_true", help="show who is logged in, until when")
+    login.add_argument(
+        "--mfa",
+        action="store_true",
+        help="sign in with multi-factor authentication (the token's amr names mfa), as "
+        "privileged roles that need MFA require",
+    )
     login.set_defaults(handler=login_command)
 
     logout = groups.add_parser("logout", help="forget the CLI's token")
@@ -59,7 +65,7 @@ def login_command(args: argparse.Namespace) -> int:
     if args.status:
         return _status(home)
     try:
-        session = log_in(home, args.employee_id)
+        session = log_in(home, args.employee_id, mfa=args.mfa)
     except LoginError as err:
         print(f"tenure login: {err}", file=sys.stderr)
         return 1
@@ -93,7 +99,9 @@ def _status(home: Path) -> int:
     return 0
 
 
-def log_in(home: Path, employee_id: str, http: httpx.Client | None = None) -> Session:
+def log_in(
+    home: Path, employee_id: str, http: httpx.Client | None = None, *, mfa: bool = False
+) -> Session:
     """Get a token for `employee_id` from the local stack and store it; LoginError says why not."""
     employee_id = employee_id.strip()
     if not employee_id:
@@ -109,7 +117,7 @@ def log_in(home: Path, employee_id: str, http: httpx.Client | None = None) -> Se
         raise LoginError(f"{NO_STACK} (no credentials in {home})")
     endpoint = _token_endpoint(stack)
     audience = (stack.get("api") or {}).get("token_audience") or API_TOKEN_AUDIENCE
-    form = emulated_user_token_form(employee_id, audience)
+    form = emulated_user_token_form(employee_id, audience, mfa=mfa)
     headers = {"Authorization": f"Bearer {creds.graph_token}"}
     client = http or httpx.Client(timeout=15.0)
     try:

@@ -12,6 +12,7 @@ from cli import (
     hr_cmd,
     identity_cmd,
     login_cmd,
+    pim_cmd,
     requests_cmd,
     reviews_cmd,
     schedules_cmd,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     login_cmd.register(groups)
     requests_cmd.register(groups)
     reviews_cmd.register(groups)
+    pim_cmd.register(groups)
     audit_cmd.register(groups)
     temporal_cmd.register(groups)
     schedules_cmd.register(groups)

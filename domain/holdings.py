@@ -80,6 +80,9 @@ class GrantKind(StrEnum):
     BIRTHRIGHT = "birthright"
     PACKAGE = "package"
     PIM = "pim"
+    # Eligible for a privileged role: holds nothing, but the identity knows it (a leave or an
+    # incident reaches it like any grant).
+    PIM_ELIGIBILITY = "pim_eligibility"
     REVIEW_EXCEPTION = "review_exception"
 
 

@@ -245,8 +245,14 @@ REFUSED = [
     ),
     pytest.param(
         {"sod": [{"name": "r", "incompatible": ["package:x", "Receivables"]}]},
-        r"access.sod[0].incompatible[1]: Value error, 'Receivables': write package:<id> or group:<name>",
+        r"access.sod[0].incompatible[1]: Value error, 'Receivables': write package:<id>, "
+        "group:<name>, pim:<role> or app:<app>[:<role>]",
         id="sod-entry-without-kind",
+    ),
+    pytest.param(
+        {"sod": [{"name": "r", "incompatible": ["package:x", "pim:nobody"]}]},
+        "access.sod[0] (r): pim role 'nobody' is not declared under pim.roles",
+        id="sod-unknown-pim-role",
     ),
     pytest.param(
         {"sod": [{"name": "r", "incompatible": ["package:x", "group:Nope"]}]},

@@ -17,10 +17,13 @@ from temporalio.worker import Worker
 from activities.access.requests import AccessActivities
 from activities.detective.sweep import SweepActivities
 from activities.graph.activities import GraphActivities
+from activities.pim.graph import PimGraphActivities
+from activities.pim.tickets import TicketActivities
 from activities.policy import PolicyActivities
 from activities.record import AccessRecordActivities
 from activities.reviews.activities import ReviewActivities
 from activities.scim.activities import ScimActivities
+from activities.security.incidents import IncidentActivities
 from domain.provisioning import UserIdInput
 from tests.support.unregistered_call import CallsAnUnregisteredActivity
 from workers import registry
@@ -41,6 +44,9 @@ PRODUCTION = (
     ScimActivities,
     SweepActivities,
     ReviewActivities,
+    PimGraphActivities,
+    TicketActivities,
+    IncidentActivities,
 )
 
 

@@ -21,6 +21,8 @@ from activities.access.requests import AccessActivities
 from activities.detective.sweep import SweepActivities
 from activities.graph.activities import GraphActivities
 from activities.graph.client import GraphSettings, build_graph_client
+from activities.pim.graph import PimGraphActivities
+from activities.pim.tickets import TicketActivities, TicketingSettings
 from activities.policy import PolicyActivities
 from activities.record import AccessRecordActivities
 from activities.reviews.activities import ReviewActivities
@@ -32,6 +34,7 @@ from activities.scim.client import (
     scim_app_clients,
     scim_apps_from_env,
 )
+from activities.security.incidents import IncidentActivities, IncidentGraph
 from audit.store import AccessRecordError, AccessRecordStore
 from connection.temporal import TemporalSettings, TemporalSettingsError, connect
 from domain.lifecycle.identity import IdentityContract
@@ -87,7 +90,12 @@ async def run_worker() -> None:
     task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
     review_queue = os.environ.get("TENURE_REVIEW_TASK_QUEUE") or ReviewContract.TASK_QUEUE
     # Checked against the stubs workflows call: a missing one stops the worker here.
-    activities = registry.activities(plans, access, record, graph, scim, sweep, reviews)
+    pim_graph = PimGraphActivities(graph_client)
+    tickets = TicketActivities(TicketingSettings.from_env(), http)
+    incidents = IncidentActivities(client, IncidentGraph(graph_client), policy, store)
+    activities = registry.activities(
+        plans, access, record, graph, scim, sweep, reviews, pim_graph, tickets, incidents
+    )
 
     worker = Worker(
         client,

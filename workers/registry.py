@@ -17,15 +17,23 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 from domain.stubs import all_stubs
-from workflows import access, detective, lifecycle, reviews
+from workflows import access, detective, lifecycle, pim, reviews, security
 
 # Each capability package exports its workflows; the worker runs them all.
 LIFECYCLE_WORKFLOWS: list[type] = lifecycle.WORKFLOWS
 ACCESS_WORKFLOWS: list[type] = access.WORKFLOWS
 DETECTIVE_WORKFLOWS: list[type] = detective.WORKFLOWS
+PIM_WORKFLOWS: list[type] = pim.WORKFLOWS
+SECURITY_WORKFLOWS: list[type] = security.WORKFLOWS
 # The main task queue's workflows. Access reviews run on their own queue
 # (ReviewContract.TASK_QUEUE), so a campaign's batches never queue ahead of a hire.
-WORKFLOWS: list[type] = [*LIFECYCLE_WORKFLOWS, *ACCESS_WORKFLOWS, *DETECTIVE_WORKFLOWS]
+WORKFLOWS: list[type] = [
+    *LIFECYCLE_WORKFLOWS,
+    *ACCESS_WORKFLOWS,
+    *DETECTIVE_WORKFLOWS,
+    *PIM_WORKFLOWS,
+    *SECURITY_WORKFLOWS,
+]
 REVIEW_WORKFLOWS: list[type] = reviews.WORKFLOWS
 ALL_WORKFLOWS: list[type] = [*WORKFLOWS, *REVIEW_WORKFLOWS]
 

@@ -207,30 +207,45 @@ class AccessPackage(_Strict):
 
 
 class SodRef(_Strict):
-    """A side of an SoD rule: a package, or a Graph group however it is held."""
+    """A side of an SoD rule: a package, a Graph group however it is held, a privileged role
+    (`pim:<role id>`), or an app account or app role (`app:<app>`, `app:<app>:<role>`)."""
 
     package: PolicyId | None = None
     group: NonEmpty | None = None
+    pim: PolicyId | None = None
+    app: NonEmpty | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, value: object) -> object:
         if isinstance(value, str):
             kind, sep, name = value.partition(":")
-            if sep and kind in ("package", "group"):
+            if sep and name and kind in SOD_KINDS:
                 return {kind: name}
-            raise ValueError(f"{value!r}: write package:<id> or group:<name>")
+            raise ValueError(
+                f"{value!r}: write package:<id>, group:<name>, pim:<role> or app:<app>[:<role>]"
+            )
         return value
 
     @model_validator(mode="after")
     def _one(self) -> SodRef:
-        if (self.package is None) == (self.group is None):
-            raise ValueError("an SoD entry names either a package or a group")
+        named = [k for k in SOD_KINDS if getattr(self, k) is not None]
+        if len(named) != 1:
+            raise ValueError("an SoD entry names one of a package, a group, a pim role or an app")
         return self
 
     @property
     def key(self) -> str:
-        return f"package:{self.package}" if self.package is not None else f"group:{self.group}"
+        """As the ledger and the identity's held keys name it (`ResourceRef.key` for groups and
+        apps)."""
+        for kind in SOD_KINDS:
+            value = getattr(self, kind)
+            if value is not None:
+                return f"{kind}:{value}"
+        raise AssertionError("validated to name one")
+
+
+SOD_KINDS = ("package", "group", "pim", "app")
 
 
 class SodRule(_Strict):

@@ -68,6 +68,7 @@ class RequestStatus(StrEnum):
     EXPIRED = "expired"  # held, then removed at its end
     REVOKED = "revoked"  # held, then removed by an administrator or because the person left
     FAILED = "failed"  # a grant or removal failed beyond Temporal's retries: an operator's turn
+    SCHEDULED = "scheduled"  # a role activation approved, waiting for its scheduled start
 
     @property
     def open(self) -> bool:
@@ -171,6 +172,13 @@ StoryKind = Literal[
     "denied",
     "revoked",
     "failed",
+    # A role activation's own lines (domain/pim/activation.py).
+    "scheduled",
+    "activated",
+    "deactivate_requested",
+    "verified",
+    "suspended",
+    "restored",
 ]
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from domain.access.policy import SodRule
 from domain.access.sod import SodConflict
-from domain.holdings import Holding, ResourceKind, ResourceRef
+from domain.holdings import GrantKind, Holding, ResourceKind, ResourceRef
 from domain.lifecycle.events import HrEvent, WorkerRecord
 
 
@@ -26,6 +26,9 @@ class IdentityContract:
     SIGNAL_ACCESS_REQUEST_CHANGED = "access_request_changed"
     # A request whose grant ends asks which of its resources no other grant holds (the ledger).
     UPDATE_RELEASE_ACCESS = "release_access"
+    # A security incident suspends the person, and an administrator restores them.
+    UPDATE_SUSPEND = "suspend"
+    UPDATE_RESTORE = "restore"
 
 
 class LifecycleStage(StrEnum):
@@ -34,6 +37,9 @@ class LifecycleStage(StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"
     DELETED = "deleted"
+    # Shown while an incident holds an active person (`IdentityState.suspension`); HR events
+    # still apply underneath, and the stage kept in state stays what they make it.
+    SUSPENDED = "suspended"
 
 
 class EventOutcome(StrEnum):
@@ -102,6 +108,8 @@ class HeldPackage(BaseModel):
     until: datetime | None = None
     # When its end started being applied (status "releasing"): transitions wait for it a while.
     releasing_since: datetime | None = None
+    # A package's request, or a PIM activation (`package_id` is then `pim:<role>`).
+    grant_kind: GrantKind = GrantKind.PACKAGE
 
 
 class ReserveAccessInput(BaseModel):
@@ -113,6 +121,7 @@ class ReserveAccessInput(BaseModel):
     resources: list[ResourceRef] = Field(default_factory=list)
     # The SoD rules that name this package or one of its groups (the entity holds no policy).
     sod_rules: list[SodRule] = Field(default_factory=list)
+    grant_kind: GrantKind = GrantKind.PACKAGE
 
 
 class ReserveAccessResult(BaseModel):
@@ -133,6 +142,46 @@ class AccessRequestChanged(BaseModel):
     request_id: str
     status: str  # "granted" | "closed"
     until: datetime | None = None
+
+
+class Suspension(BaseModel):
+    """An incident holds the person: sign-in off, activations ended, grants not counted."""
+
+    incident_id: str
+    at: datetime
+    # The packages and eligibilities it set aside, by request id, to give back on restore.
+    grants: list[str] = Field(default_factory=list)
+
+
+class SuspendIdentityInput(BaseModel):
+    incident_id: str
+    at: datetime
+
+
+class SuspendIdentityResult(BaseModel):
+    employee_id: str
+    graph_user_id: str | None
+    stage: LifecycleStage  # what HR events made it (active, disabled...)
+    # True when this incident (or another) already held the person: nothing more to do.
+    already: bool = False
+    held_by: str | None = None  # the incident that holds them
+    activations: list[str] = Field(default_factory=list)  # PIM activations to end
+    eligibilities: list[str] = Field(default_factory=list)  # PIM eligibility runs to suspend
+    packages: list[str] = Field(default_factory=list)  # package grants set aside
+    manager_id: str | None = None
+
+
+class RestoreIdentityInput(BaseModel):
+    incident_id: str
+    by: str
+
+
+class RestoreIdentityResult(BaseModel):
+    employee_id: str
+    graph_user_id: str | None
+    stage: LifecycleStage
+    packages: list[str] = Field(default_factory=list)  # grants given back
+    eligibilities: list[str] = Field(default_factory=list)
 
 
 class IdentityState(BaseModel):
@@ -159,6 +208,8 @@ class IdentityState(BaseModel):
     # SCIM app accounts Tenure created for the person, whatever granted them: they outlive the
     # grant (a package's end takes its roles, not the account) until retention deletes them.
     app_accounts: list[str] = Field(default_factory=list)
+    # Set while a security incident holds the person (until an administrator restores them).
+    suspension: Suspension | None = None
     # Every resource held and every grant that holds it (the ledger), filled in by the query.
     holdings: list[Holding] = Field(default_factory=list)
     # The keys of `event_digests`, written for the release before this one (which reads only these

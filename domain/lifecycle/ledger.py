@@ -47,7 +47,7 @@ def package_resources(held: HeldPackage) -> list[ResourceRef]:
 
 
 def package_grant(held: HeldPackage) -> GrantRef:
-    return GrantRef(kind=GrantKind.PACKAGE, id=held.request_id, label=held.package_id)
+    return GrantRef(kind=held.grant_kind, id=held.request_id, label=held.package_id)
 
 
 def identity_grants(state: IdentityState) -> list[Grant]:

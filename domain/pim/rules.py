@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from domain.pim.roles import PrivilegedRole
+from domain.pim.roles import EligibilityExpiryKind, PrivilegedRole
 from domain.policy.values import describe_duration
 
 # A scheduled start may be this far ahead at most.
@@ -119,3 +119,54 @@ def activation_refusal(
             f"{eligibility.ends_at:%Y-%m-%d %H:%M} UTC",
         )
     return None
+
+
+class EligibilityEndRefused(ValueError):
+    """An eligibility end the role's settings do not allow; the message says why."""
+
+
+def eligibility_end(
+    role: PrivilegedRole, now: datetime, until: datetime | None, permanent: bool
+) -> datetime | None:
+    """When a new (or extended) eligibility ends: the one asked for, within the role's expiry
+    setting, or the setting's default; None for permanent, only where the role allows it."""
+    expiry = role.eligibility_expiry
+    name = role.display_name
+    if permanent:
+        if not role.allow_permanent_eligible:
+            raise EligibilityEndRefused(f"{name} does not allow permanent eligibility")
+        return None
+    latest: datetime | None
+    if expiry.kind is EligibilityExpiryKind.DURATION:
+        assert expiry.duration is not None
+        latest = now + expiry.duration
+    elif expiry.kind is EligibilityExpiryKind.DATE:
+        latest = expiry.date
+    else:
+        latest = None
+    if until is None:
+        if latest is None:
+            return None  # `never`: the role allows permanent eligibility (checked at load)
+        until = latest
+    if until <= now:
+        raise EligibilityEndRefused(f"the end {until:%Y-%m-%d %H:%M} UTC has already passed")
+    if latest is not None and until > latest:
+        raise EligibilityEndRefused(
+            f"{name} eligibility may last until {latest:%Y-%m-%d %H:%M} UTC at most"
+        )
+    return until
+
+
+def eligibility_reminder(ends_at: datetime, granted_at: datetime) -> datetime | None:
+    """When to remind the person that the eligibility ends: a week before, or a day before a
+    short one; None when even that has passed at the grant."""
+    lead = (
+        ELIGIBILITY_REMINDER
+        if ends_at - granted_at > 2 * ELIGIBILITY_REMINDER
+        else timedelta(days=1)
+    )
+    at = ends_at - lead
+    return at if at > granted_at else None
+
+
+ELIGIBILITY_REMINDER = timedelta(days=7)

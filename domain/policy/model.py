@@ -18,6 +18,7 @@ from pydantic import (
 from domain.access.policy import AccessSettings
 from domain.pim.roles import PimSettings, RoleKind
 from domain.policy.values import (
+    EmployeeId,
     NonEmpty,
     as_text_conditions,
     check_condition_fields,
@@ -168,6 +169,11 @@ class OrphanSweepSettings(_Strict):
         return interval_seconds(self.interval or "24h")
 
 
+class SecuritySettings(_Strict):
+    # Employee ids told of every incident, besides the person's manager.
+    contacts: list[EmployeeId] = Field(default_factory=list)
+
+
 class Policy(_Strict):
     tenant: TenantSettings
     joiner: JoinerSettings = JoinerSettings()
@@ -187,6 +193,8 @@ class Policy(_Strict):
     reviews: dict[ReviewId, ReviewDefinition] = Field(default_factory=dict)
     # Privileged roles activated just in time (PIM): directory roles and privileged groups.
     pim: PimSettings = PimSettings()
+    # Security incidents: who is told when one suspends a person.
+    security: SecuritySettings = SecuritySettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -290,4 +298,14 @@ class Policy(_Strict):
                 if ref.group is not None and ref.group not in known_groups:
                     raise ValueError(
                         f"access.sod[{i}] ({rule.name}): group {ref.group!r} is not declared under groups"
+                    )
+                if ref.pim is not None and ref.pim not in self.pim.roles:
+                    raise ValueError(
+                        f"access.sod[{i}] ({rule.name}): pim role {ref.pim!r} is not declared "
+                        "under pim.roles"
+                    )
+                app = ref.app.split(":", 1)[0] if ref.app is not None else None
+                if app is not None and app not in self.apps:
+                    raise ValueError(
+                        f"access.sod[{i}] ({rule.name}): app {app!r} is not declared under apps"
                     )

@@ -12,13 +12,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from domain.stubs import access, graph, lifecycle, record, reviews, scim, sweep
+from domain.stubs import (
+    access,
+    graph,
+    lifecycle,
+    pim,
+    pim_graph,
+    record,
+    reviews,
+    scim,
+    security,
+    sweep,
+)
 
 
 def all_stubs() -> list[Callable[..., Any]]:
     """Every activity stub, from every capability and adapter."""
     return [
         fn
-        for module in (lifecycle, access, record, graph, scim, sweep, reviews)
+        for module in (
+            lifecycle,
+            access,
+            record,
+            graph,
+            scim,
+            sweep,
+            reviews,
+            pim,
+            pim_graph,
+            security,
+        )
         for fn in (getattr(module, name) for name in module.__all__)
     ]

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from emulators.graph.control import Faults, RequestLog
 from emulators.graph.errors import GraphError, bad_request, error_body
+from emulators.graph.pim_groups import PimGroups
 from emulators.graph.resources import GraphResources
 from emulators.graph.seed import seed
 from emulators.graph.store import Directory
@@ -61,6 +62,7 @@ class GraphEmulator:
     def __init__(self, db_path: str | None, token: str, tenant_id: str = DEFAULT_TENANT_ID) -> None:
         self.directory = Directory(db_path)
         self.resources = GraphResources(self.directory)
+        self.pim_groups = PimGroups(self.directory)
         self.beta = BetaReports(self.directory)
         self.tokens = TokenIssuer(self.directory, tenant_id)
         self.faults = Faults()
@@ -198,9 +200,19 @@ class GraphEmulator:
                     raise GraphError(405, "BadRequest", "Only POST is allowed on $batch.")
                 return self._batch(body, service_root)
             call = Call(method, path, _query(raw_query), body, service_root)
-            return self.resources.dispatch(call)
+            return self._dispatch(call)
 
         return self._guarded(headers, handle)
+
+    def _dispatch(self, call: Call) -> Reply:
+        """A v1.0 call: PIM for groups first, the rest of Graph otherwise.
+
+        Every call first brings PIM-for-groups memberships in line with the clock (`sync`), so any
+        read (/groups/{id}/members, /owners, memberOf...) sees an assignment's start and expiry.
+        """
+        self.pim_groups.sync()
+        reply = self.pim_groups.dispatch(call)
+        return reply if reply is not None else self.resources.dispatch(call)
 
     def _batch(self, body: Any, service_root: str) -> Reply:
         requests = body.get("requests") if isinstance(body, dict) else None
@@ -256,7 +268,7 @@ class GraphEmulator:
                 except (binascii.Error, GraphError):
                     raise bad_request("Invalid batch request body.", "BadRequest") from None
             call = Call(method, path, _query(raw_query), body, service_root)
-            return self.resources.dispatch(call)
+            return self._dispatch(call)
         except GraphError as err:
             crid = sub_headers.get("client-request-id")
             return Reply(err.status, error_body(err.code, err.message, crid), dict(err.headers))
@@ -352,8 +364,14 @@ class GraphEmulator:
                 self.directory.clear_outbox()
                 return Reply(204)
         if route == "/roles" and method == "DELETE":
-            # Every directory-role assignment, eligibility and PIM request; definitions stay.
+            # Every directory-role assignment, eligibility and PIM request; definitions stay. PIM
+            # for groups too, with the memberships and ownerships its assignments gave.
             self.directory.clear_roles()
+            self.pim_groups.reset()
+            return Reply(204)
+        if route == "/pim-groups" and method == "DELETE":
+            # PIM for groups only: its schedules, requests and the memberships/ownerships it gave.
+            self.pim_groups.reset()
             return Reply(204)
         if route == "/seed" and method == "POST":
             return Reply(200, seed(self.resources, _json(raw_body) or {}))

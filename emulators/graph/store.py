@@ -82,6 +82,11 @@ CREATE TABLE IF NOT EXISTS role_schedules (
 CREATE TABLE IF NOT EXISTS role_requests (
   id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS role_schedules_by_principal ON role_schedules (principal_id);
+-- PIM for groups: membership/ownership schedules (active and eligible) and their requests.
+CREATE TABLE IF NOT EXISTS group_pim_schedules (
+  id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, group_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS group_pim_requests (
+  id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, group_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS role_requests_by_principal ON role_requests (principal_id);
 -- Deleting an object drops its rows by the non-leading column: index it (100k-row tables).
 CREATE INDEX IF NOT EXISTS members_by_member ON members (user_id);
@@ -151,6 +156,8 @@ class Directory:
         self.sign_ins: dict[str, dict[str, Any]] = {}  # user or SP id -> sign-in activity
         self.role_schedules: dict[str, dict[str, Any]] = {}  # directory-role schedule id -> it
         self.role_requests: dict[str, dict[str, Any]] = {}  # PIM request id -> it
+        self.group_schedules: dict[str, dict[str, Any]] = {}  # PIM-for-groups schedule id -> it
+        self.group_requests: dict[str, dict[str, Any]] = {}  # PIM-for-groups request id -> it
         self.user_index = _Index(USER_INDEXED)
         self.group_index = _Index(GROUP_INDEXED)
         self.sp_index = _Index(SP_INDEXED)
@@ -227,6 +234,12 @@ class Directory:
         for (data,) in self._db.execute("SELECT data FROM role_requests ORDER BY rowid"):
             request = json.loads(data)
             self.role_requests[request["id"]] = request
+        for (data,) in self._db.execute("SELECT data FROM group_pim_schedules ORDER BY rowid"):
+            schedule = json.loads(data)
+            self.group_schedules[schedule["id"]] = schedule
+        for (data,) in self._db.execute("SELECT data FROM group_pim_requests ORDER BY rowid"):
+            request = json.loads(data)
+            self.group_requests[request["id"]] = request
 
     def find_object(self, key: str) -> tuple[str, dict[str, Any]] | None:
         """(kind, object) for a directory object id: 'user', 'group' or 'servicePrincipal'."""
@@ -299,6 +312,15 @@ class Directory:
         # A deleted principal holds no directory roles, active or eligible.
         self._db.execute("DELETE FROM role_schedules WHERE principal_id = ?", (object_id,))
         self._db.execute("DELETE FROM role_requests WHERE principal_id = ?", (object_id,))
+        # Nor any PIM-for-groups schedule, as principal or as the group (its members rows go too).
+        self._db.execute(
+            "DELETE FROM group_pim_schedules WHERE principal_id = ? OR group_id = ?",
+            (object_id, object_id),
+        )
+        self._db.execute(
+            "DELETE FROM group_pim_requests WHERE principal_id = ? OR group_id = ?",
+            (object_id, object_id),
+        )
 
     def _forget_links(self, object_id: str) -> None:
         for owner in self.owners.pop(object_id, {}):
@@ -316,6 +338,11 @@ class Directory:
         self.sign_ins.pop(object_id, None)
         for store in (self.role_schedules, self.role_requests):
             for key in [k for k, v in store.items() if v["principalId"] == object_id]:
+                del store[key]
+        for store in (self.group_schedules, self.group_requests):
+            for key in [
+                k for k, v in store.items() if object_id in (v["principalId"], v["groupId"])
+            ]:
                 del store[key]
 
     # ---- manager -------------------------------------------------------------------------------
@@ -495,6 +522,44 @@ class Directory:
             self._db.execute("DELETE FROM role_requests")
         self.role_schedules.clear()
         self.role_requests.clear()
+
+    # ---- PIM for groups ------------------------------------------------------------------------
+
+    def put_group_schedule(self, schedule: dict[str, Any]) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO group_pim_schedules (id, principal_id, group_id, data) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                (
+                    schedule["id"],
+                    schedule["principalId"],
+                    schedule["groupId"],
+                    json.dumps(schedule),
+                ),
+            )
+        self.group_schedules[schedule["id"]] = schedule
+
+    def delete_group_schedule(self, schedule_id: str) -> None:
+        with self._write():
+            self._db.execute("DELETE FROM group_pim_schedules WHERE id = ?", (schedule_id,))
+        self.group_schedules.pop(schedule_id, None)
+
+    def put_group_request(self, request: dict[str, Any]) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO group_pim_requests (id, principal_id, group_id, data) "
+                "VALUES (?, ?, ?, ?)",
+                (request["id"], request["principalId"], request["groupId"], json.dumps(request)),
+            )
+        self.group_requests[request["id"]] = request
+
+    def clear_group_pim(self) -> None:
+        """Forget every PIM-for-groups schedule and request (memberships are the caller's)."""
+        with self._write():
+            self._db.execute("DELETE FROM group_pim_schedules")
+            self._db.execute("DELETE FROM group_pim_requests")
+        self.group_schedules.clear()
+        self.group_requests.clear()
 
     # ---- sign-in activity ----------------------------------------------------------------------
 

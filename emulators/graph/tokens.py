@@ -37,13 +37,19 @@ EMULATED_USER_GRANT = "urn:tenure:params:oauth:grant-type:emulated-user"
 APP_ROLES = ("Tenure.Admin", "Tenure.Auditor")
 
 
-def emulated_user_token_form(employee_id: str, audience: str) -> dict[str, str]:
-    """The token endpoint's form for a person's token (POSTed with the emulator's control token)."""
-    return {
+def emulated_user_token_form(employee_id: str, audience: str, mfa: bool = False) -> dict[str, str]:
+    """The token endpoint's form for a person's token (POSTed with the emulator's control token).
+
+    `mfa` asks for a token as after a multifactor sign-in (`amr` ["pwd", "mfa"]).
+    """
+    form = {
         "grant_type": EMULATED_USER_GRANT,
         "employee_id": employee_id,
         "scope": f"{audience}/.default",
     }
+    if mfa:
+        form["mfa"] = "true"
+    return form
 
 
 ALGORITHM = "RS256"
@@ -54,7 +60,11 @@ MIN_LIFETIME_S, MAX_LIFETIME_S = 60, 86400
 # signed still verify until they expire, as Entra keeps a retired key published for a while.
 PUBLISHED_KEYS = 3
 DEFAULT_SUFFIX = "/.default"
-CLAIMS = "iss aud tid sub oid preferred_username name employeeid roles iat nbf exp ver jti".split()
+CLAIMS = (
+    "iss aud tid sub oid preferred_username name employeeid roles amr iat nbf exp ver jti".split()
+)
+# The optional `mfa` form field: present, it asks for a token as after a multifactor sign-in.
+MFA_TRUE = frozenset({"true", "1", "yes"})
 _TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 
 
@@ -215,8 +225,9 @@ class TokenIssuer:
             )
         scope, audience = _audience(form.get("scope", ""))
         lifetime = _lifetime(form.get("lifetime_seconds"))
+        mfa = _mfa(form.get("mfa"))
         user = self._user(form)
-        token = self.mint(user, audience, root, lifetime)
+        token = self.mint(user, audience, root, lifetime, mfa)
         self._signed_in(user)
         return {
             "token_type": "Bearer",
@@ -268,8 +279,10 @@ class TokenIssuer:
             )
         return user
 
-    def mint(self, user: dict[str, Any], audience: str, root: str, lifetime: int) -> str:
-        """A signed access token for `user`, Entra v2 style."""
+    def mint(
+        self, user: dict[str, Any], audience: str, root: str, lifetime: int, mfa: bool = False
+    ) -> str:
+        """A signed access token for `user`, Entra v2 style; `mfa` as after a multifactor sign-in."""
         now = int(time.time())
         employee_id = user.get("employeeId")
         claims: dict[str, Any] = {
@@ -288,6 +301,8 @@ class TokenIssuer:
             # Entra emits employeeId only as a configured optional claim; the emulator always does.
             "employeeid": employee_id,
             "roles": list(self.dir.app_roles.get(employee_id, ())) if employee_id else None,
+            # How the person signed in, as Entra says it: a password, and a second factor or not.
+            "amr": ["pwd", "mfa"] if mfa else ["pwd"],
         }
         claims = {k: v for k, v in claims.items() if v not in (None, [])}
         key = self._current_key()
@@ -314,6 +329,25 @@ def _audience(scope: str) -> tuple[str, str]:
     if not audience:
         raise OAuthError(400, "invalid_scope", f"The scope '{scope}' names no resource.")
     return scopes[0], audience
+
+
+def _mfa(raw: str | None) -> bool:
+    """The optional `mfa` field: absent is a password-only sign-in; true (or 1, yes) adds MFA.
+
+    Anything else is refused rather than read as false, so a typo never passes for a choice.
+    """
+    if raw is None:
+        return False
+    if raw.strip().lower() in MFA_TRUE:
+        return True
+    if raw.strip().lower() in ("false", "0", "no"):
+        return False
+    raise OAuthError(
+        400,
+        "invalid_request",
+        f"The parameter 'mfa' must be 'true' or 'false' (or '1'/'0', 'yes'/'no'), or be left "
+        f"out; got '{raw}'.",
+    )
 
 
 def _lifetime(raw: str | None) -> int:

@@ -42,6 +42,9 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+SIEM_TOKEN = "siem-test-token"
+
+
 @pytest.fixture(scope="package")
 def task_queue() -> str:
     return f"access-api-{uuid.uuid4().hex[:8]}"
@@ -87,6 +90,7 @@ def app(
         task_queue=task_queue,
         access_record_db=store.path,
         tokens=issuer.settings,
+        siem_token=SIEM_TOKEN,
     )
     return create_app(settings, client=recording)  # type: ignore[arg-type]
 

@@ -105,8 +105,10 @@ class EmulatorControl:
         username: str | None = None,
         audience: str = "api://tenure",
         lifetime_seconds: int | None = None,
+        mfa: bool = False,
     ) -> str:
-        """An access token for a person of the emulated directory (by employee id or UPN)."""
+        """An access token for a person of the emulated directory (by employee id or UPN);
+        `mfa` makes it one from a multifactor sign-in (`amr` ["pwd", "mfa"])."""
         form: dict[str, str | int] = {
             "grant_type": EMULATED_USER_GRANT,
             "scope": f"{audience}/.default",
@@ -117,6 +119,8 @@ class EmulatorControl:
             form["username"] = username
         if lifetime_seconds is not None:
             form["lifetime_seconds"] = lifetime_seconds
+        if mfa:
+            form["mfa"] = "true"
         response = await self.request_token(**form)
         response.raise_for_status()
         return response.json()["access_token"]

@@ -10,7 +10,11 @@ import jwt
 import pytest
 
 from api.caller import Caller, TokenSettings, TokenVerifier
-from emulators.graph.tokens import DEFAULT_TENANT_ID, EMULATED_USER_GRANT
+from emulators.graph.tokens import (
+    DEFAULT_TENANT_ID,
+    EMULATED_USER_GRANT,
+    emulated_user_token_form,
+)
 from tests.support.graph_emulator import (
     EmulatorControl,
     GraphEmulatorHandle,
@@ -187,3 +191,41 @@ async def test_the_signing_key_survives_an_emulator_restart(tmp_path: Path) -> N
         finally:
             await verifier.aclose()
     assert kids_after == kids_before
+
+
+# ---- sign-in method: with and without MFA (the `amr` claim) ------------------------------------
+
+
+async def test_a_token_says_how_its_person_signed_in(control: EmulatorControl) -> None:
+    assert claims_of(await control.token_for("E1003"))["amr"] == ["pwd"]
+    assert claims_of(await control.token_for("E1003", mfa=True))["amr"] == ["pwd", "mfa"]
+    for value in ("1", "YES", "True"):
+        response = await control.request_token(
+            grant_type=EMULATED_USER_GRANT,
+            employee_id="E1003",
+            scope="api://tenure/.default",
+            mfa=value,
+        )
+        assert response.status_code == 200, value
+        assert claims_of(response.json()["access_token"])["amr"] == ["pwd", "mfa"]
+    form = emulated_user_token_form("E1003", "api://tenure", mfa=True)
+    assert claims_of((await control.request_token(**form)).json()["access_token"])["amr"] == [
+        "pwd",
+        "mfa",
+    ]
+    assert "mfa" not in emulated_user_token_form("E1003", "api://tenure")
+
+
+@pytest.mark.parametrize("value", ["maybe", "off", ""])
+async def test_any_other_mfa_value_is_an_invalid_request(
+    control: EmulatorControl, value: str
+) -> None:
+    response = await control.request_token(
+        grant_type=EMULATED_USER_GRANT,
+        employee_id="E1003",
+        scope="api://tenure/.default",
+        mfa=value,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "'mfa'" in response.json()["error_description"]

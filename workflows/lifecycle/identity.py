@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.lifecycle import identity_access
+from workflows.lifecycle import identity_access, identity_suspend
 from workflows.lifecycle.identity_hire import HireSteps
 from workflows.lifecycle.identity_leave import LeaveSteps
 from workflows.lifecycle.identity_move import MoveSteps
@@ -40,6 +40,10 @@ with workflow.unsafe.imports_passed_through():
         ReleaseAccessInput,
         ReserveAccessInput,
         ReserveAccessResult,
+        RestoreIdentityInput,
+        RestoreIdentityResult,
+        SuspendIdentityInput,
+        SuspendIdentityResult,
     )
 
 
@@ -53,6 +57,9 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
     def __init__(self, input: IdentityWorkflowInput) -> None:
         self._input = input
         self._state = input.state or IdentityState(employee_id=input.employee_id)
+        if self._state.stage is LifecycleStage.SUSPENDED:
+            # Carried over from a query's snapshot: the stage underneath a suspension is active.
+            self._state.stage = LifecycleStage.ACTIVE
         # Every event_id received, with its content digest ("" for ids received before digests
         # were kept): the one record of what has been seen.
         self._digests: dict[str, str] = {
@@ -146,6 +153,28 @@ class IdentityWorkflow(HireSteps, MoveSteps, LeaveSteps):
                 pass  # a long one (a manager awaited): the removal goes ahead
         result = ledger.release_package(self._state, ask, workflow.now())
         self._wakes += 1
+        return result
+
+    @workflow.update(name=IdentityContract.UPDATE_SUSPEND)
+    def suspend(self, ask: SuspendIdentityInput) -> SuspendIdentityResult:
+        result = identity_suspend.suspend(self._state, ask)
+        self._upsert_search_attributes()
+        self._wakes += 1
+        self._show()
+        return result
+
+    @suspend.validator
+    def _may_suspend(self, ask: SuspendIdentityInput) -> None:
+        refusal = identity_suspend.suspend_refusal(self._state)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="NotHired")
+
+    @workflow.update(name=IdentityContract.UPDATE_RESTORE)
+    def restore(self, ask: RestoreIdentityInput) -> RestoreIdentityResult:
+        result = identity_suspend.restore(self._state, ask)
+        self._upsert_search_attributes()
+        self._wakes += 1
+        self._show()
         return result
 
     @workflow.signal(name=IdentityContract.SIGNAL_ACCESS_REQUEST_CHANGED)

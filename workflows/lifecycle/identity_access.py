@@ -10,7 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.access.sod import find_conflict
-    from domain.holdings import ResourceKind
+    from domain.holdings import GrantKind, ResourceKind
     from domain.lifecycle import ledger
     from domain.lifecycle.identity import (
         AccessRequestChanged,
@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
 
 def reserve_refusal(state: IdentityState) -> str | None:
     """Why no new request may be registered for this person now, or None."""
+    if state.suspension is not None:
+        return f"{state.employee_id} is suspended by incident {state.suspension.incident_id}"
     if state.stage is not LifecycleStage.ACTIVE:
         return f"{state.employee_id} is not active (stage {state.stage.value})"
     return None
@@ -51,9 +53,10 @@ def reserve(state: IdentityState, request: ReserveAccessInput) -> ReserveAccessR
     for held in state.packages:
         if held.package_id == request.package_id:
             verb = "holds" if held.status == "granted" else "has already requested"
+            what = "this role" if held.grant_kind is GrantKind.PIM else "this package"
             return ReserveAccessResult(
                 accepted=False,
-                reason=f"{state.employee_id} {verb} this package ({held.request_id}); "
+                reason=f"{state.employee_id} {verb} {what} ({held.request_id}); "
                 "ask for an extension instead",
             )
     conflict = find_conflict(request.sod_rules, request.keys, held_keys(state, request.request_id))
@@ -73,6 +76,7 @@ def reserve(state: IdentityState, request: ReserveAccessInput) -> ReserveAccessR
             groups=request.groups,
             apps=request.apps,
             resources=request.resources,
+            grant_kind=request.grant_kind,
         )
     )
     return ReserveAccessResult(accepted=True)
@@ -84,6 +88,8 @@ def apply_change(state: IdentityState, change: AccessRequestChanged) -> None:
             continue
         if change.status == "closed":
             state.packages.remove(held)
+        elif held.status == "suspended" and state.suspension is not None:
+            held.until = change.until  # an extension while set aside: still set aside
         else:
             held.status = change.status
             held.until = change.until

@@ -12,6 +12,8 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 
+from workflows.lifecycle import identity_suspend
+
 with workflow.unsafe.imports_passed_through():
     from domain.audit import AccessChange, RecordAccessChangesInput
     from domain.lifecycle import ledger
@@ -151,7 +153,7 @@ class IdentityCore:
             workflow.upsert_search_attributes(
                 [
                     EMPLOYEE_ID.value_set(self._state.employee_id),
-                    LIFECYCLE_STAGE.value_set(self._state.stage.value),
+                    LIFECYCLE_STAGE.value_set(identity_suspend.shown_stage(self._state).value),
                 ]
             )
 
@@ -198,10 +200,11 @@ class IdentityCore:
         state.scheduled = self._schedule()
         state.running_transition = self._running[1] if self._running else None
         state.holdings = ledger.identity_holdings(state)
+        state.stage = identity_suspend.shown_stage(state)
         return state
 
     def _show(self) -> None:
-        parts = [f"stage {self._state.stage.value}"]
+        parts = [f"stage {identity_suspend.shown_stage(self._state).value}"]
         if self._running:
             parts.append(f"running {self._running[1]}")
         if self._pending:

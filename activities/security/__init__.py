@@ -1,0 +1,1 @@
+"""Activities of the incident response (resolving the person, suspending and restoring them)."""

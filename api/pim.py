@@ -1,0 +1,551 @@
+"""Privileged access (`/v1/pim`): my eligible roles, activate, my activations, end or extend one,
+approvals waiting for me, and (administrators) eligibility management.
+
+The API checks what needs no knowledge of the person: the role exists, and the ask fits its
+settings (MFA from the token's `amr`, justification, ticket format, duration, start), so a
+refusal is immediate and names the rule. Eligibility, SoD and approval belong to the
+activation's workflow; its outcome shows in the activation's status and story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.access_actions import act_on_run, actor_of
+from api.access_models import DecisionBody, RequestSummary
+from api.access_problems import (
+    NOT_AN_IDENTITY,
+    UNAUTHENTICATED,
+    UNCONFIGURED,
+    invalid_request,
+    problem_responses,
+    temporal_unavailable,
+)
+from api.access_requests import find_request_view, may_see_request
+from api.access_services import (
+    AUTHENTICATED,
+    CallerDep,
+    RequestIdPath,
+    StoreDep,
+    documented_body,
+    json_body,
+    services_of,
+    temporal_of,
+)
+from api.caller import Caller
+from api.pim_models import (
+    ActivationAccepted,
+    ActivationList,
+    DeactivateBody,
+    EligibilityList,
+    EligibleRole,
+    EligibleRoles,
+    ExtendActivationBody,
+    ExtendEligibilityBody,
+    NewActivation,
+    NewEligibility,
+    RemoveEligibilityBody,
+    RoleSummary,
+)
+from api.problems import ProblemException
+from domain.access.request import DecideInput, RequestStatus, RequestView, UpdateAnswer
+from domain.pim.activation import (
+    ActivationInput,
+    DeactivateInput,
+    EligibilityAssignInput,
+    EligibilityContract,
+    ExtendActivationInput,
+    ExtendEligibilityAsk,
+    PimContract,
+    RemoveEligibilityAsk,
+    activation_workflow_id,
+    eligibility_key,
+    eligibility_workflow_id,
+)
+from domain.pim.rules import ActivationAsk, Eligibility, Refusal, activation_refusal
+from domain.search_attributes import EMPLOYEE_ID
+
+log = logging.getLogger(__name__)
+
+PIM_PREFIX = "/v1/pim"
+TAG_PIM = "Privileged access (PIM)"
+ACTIVATION = (PimContract.ID_PREFIX,)
+ELIGIBILITY = (EligibilityContract.ID_PREFIX,)
+
+router = APIRouter(prefix=PIM_PREFIX, tags=[TAG_PIM], dependencies=AUTHENTICATED)
+
+_ACT = {
+    "s401": UNAUTHENTICATED,
+    "s404": "No such activation",
+    "s409": "The activation is over, or no longer takes this action",
+    "s413": "Body too large",
+    "s503": UNCONFIGURED,
+}
+
+
+# ---- roles and eligibility (mine) ----------------------------------------------------------------
+
+
+@router.get(
+    "/roles",
+    response_model=list[RoleSummary],
+    summary="Privileged roles and what activating each takes",
+    responses=problem_responses(s401=UNAUTHENTICATED, s503=UNCONFIGURED),
+)
+async def list_roles(request: Request) -> list[RoleSummary]:
+    roles = services_of(request).policy.pim.roles
+    return [RoleSummary.of(rid, role) for rid, role in sorted(roles.items())]
+
+
+@router.get(
+    "/eligible",
+    response_model=EligibleRoles,
+    summary="Roles I may activate",
+    description="The caller's current eligibilities, each with what activating the role takes.",
+    responses=problem_responses(s401=UNAUTHENTICATED, s403=NOT_AN_IDENTITY, s503=UNCONFIGURED),
+)
+async def my_eligible_roles(request: Request, caller: CallerDep, store: StoreDep) -> EligibleRoles:
+    roles = services_of(request).policy.pim.roles
+    views = await asyncio.to_thread(
+        store.list_requests,
+        employee_id=caller.employee_id,
+        status=RequestStatus.GRANTED.value,
+        package_prefix=eligibility_key(""),
+        limit=500,
+    )
+    eligible = [
+        EligibleRole(
+            role=RoleSummary.of(rid, roles[rid]), eligibility_id=v.request_id, until=v.expires_at
+        )
+        for v in views
+        if v.beneficiary_id == caller.employee_id
+        and (rid := v.package_id.removeprefix(eligibility_key(""))) in roles
+    ]
+    return EligibleRoles(eligible=eligible, count=len(eligible))
+
+
+# ---- activations ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/activations",
+    status_code=202,
+    response_model=ActivationAccepted,
+    summary="Activate a privileged role",
+    description=(
+        "Activates a role the caller is eligible for, for the role's default duration or the one "
+        "asked (up to its maximum), now or at `start`. A role may need MFA (the token's `amr` "
+        "must name `mfa`: sign in again with MFA), a justification, a ticket number of a given "
+        "form, and approval. Refusals that need no knowledge of the person are answered here "
+        "(403 for MFA, 422 otherwise, naming the rule); eligibility, SoD and approval show in "
+        "the activation's status and story.\n\nSend an `Idempotency-Key` to make retries safe."
+    ),
+    responses=problem_responses(
+        s401=UNAUTHENTICATED,
+        s403="The role needs MFA and the token does not show it",
+        s413="Body too large",
+        s422="Unknown role, or an ask its settings refuse (each named)",
+        s503=UNCONFIGURED,
+    ),
+    openapi_extra=documented_body(NewActivation),
+)
+async def activate(
+    body: Annotated[NewActivation, json_body(NewActivation)],
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> ActivationAccepted:
+    services = services_of(request)
+    role = services.policy.pim.roles.get(body.role_id)
+    if role is None:
+        known = ", ".join(sorted(services.policy.pim.roles)) or "none"
+        raise invalid_request([f"role_id: there is no privileged role {body.role_id!r} ({known})"])
+    now = datetime.now(UTC)
+    ask = ActivationAsk(
+        employee_id=caller.employee_id,
+        role_id=body.role_id,
+        duration=body.duration,
+        justification=body.justification,
+        ticket=body.ticket,
+        mfa=caller.mfa,
+        start=body.start,
+    )
+    # Everything but the eligibility, which the workflow reads from Graph.
+    covers = Eligibility(
+        employee_id=ask.employee_id, role_id=ask.role_id, starts_at=now - timedelta(days=1)
+    )
+    refused = activation_refusal(role, ask, covers, now)
+    if refused is not None:
+        if refused.code is Refusal.MFA_REQUIRED:
+            raise ProblemException(
+                403,
+                "MFA required",
+                refused.reason,
+                errors=[{"field": "token", "message": refused.code.value}],
+            )
+        raise invalid_request([f"{_field(refused.code)}: {refused.reason}"])
+    key = f"{caller.employee_id}:{idempotency_key}" if idempotency_key else uuid.uuid4().hex
+    activation_id = activation_workflow_id(caller.employee_id, body.role_id, key)
+    try:
+        await temporal_of(request).start_workflow(
+            PimContract.WORKFLOW,
+            ActivationInput(ask=ask, submitted_at=now),
+            id=activation_id,
+            task_queue=services.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(EMPLOYEE_ID, caller.employee_id)]
+            ),
+            static_summary=f"Role activation: {body.role_id} for {caller.employee_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # the same key again, after the run closed: answer with that run
+    except (RPCError, RuntimeError) as err:
+        log.warning("Temporal refused activation %s: %s", activation_id, err)
+        raise temporal_unavailable(str(err)) from err
+    view = await find_request_view(services, temporal_of(request), activation_id)
+    status = view.status if view is not None else RequestStatus.SUBMITTED
+    return ActivationAccepted(
+        activation_id=activation_id, status=status, links=_links(activation_id)
+    )
+
+
+def _field(code: Refusal) -> str:
+    return {
+        Refusal.JUSTIFICATION_REQUIRED: "justification",
+        Refusal.TICKET_REQUIRED: "ticket",
+        Refusal.TICKET_FORMAT: "ticket",
+        Refusal.TOO_LONG: "duration",
+        Refusal.BAD_START: "start",
+    }.get(code, "role_id")
+
+
+def _links(activation_id: str) -> dict[str, str]:
+    base = f"{PIM_PREFIX}/activations/{activation_id}"
+    return {"self": base, "deactivate": f"{base}/deactivate", "extension": f"{base}/extension"}
+
+
+@router.get(
+    "/activations",
+    response_model=ActivationList,
+    summary="My role activations",
+    description="The caller's activations, newest first; `status=granted` lists the active ones.",
+    responses=problem_responses(s401=UNAUTHENTICATED, s422="Invalid query", s503=UNCONFIGURED),
+)
+async def my_activations(
+    caller: CallerDep,
+    store: StoreDep,
+    status: Annotated[RequestStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ActivationList:
+    views = await asyncio.to_thread(
+        store.list_requests,
+        employee_id=caller.employee_id,
+        status=status.value if status else None,
+        package_prefix="pim:",
+        limit=limit,
+    )
+    found = [RequestSummary.of(v) for v in views]
+    return ActivationList(activations=found, count=len(found))
+
+
+@router.get(
+    "/activations/{activation_id}",
+    response_model=RequestView,
+    summary="One activation and its story",
+    responses=problem_responses(
+        s401=UNAUTHENTICATED, s404="No such activation visible to the caller"
+    ),
+)
+async def get_activation(
+    activation_id: RequestIdPath, request: Request, caller: CallerDep
+) -> RequestView:
+    return await _visible(request, caller, activation_id, ACTIVATION)
+
+
+@router.post(
+    "/activations/{activation_id}/deactivate",
+    response_model=UpdateAnswer,
+    summary="End an activation now",
+    description="The person holding the role, or an administrator, ends it before its time.",
+    responses=problem_responses(**_ACT, s403="Not the holder nor an administrator"),
+    openapi_extra=documented_body(DeactivateBody, required=False),
+)
+async def deactivate(
+    activation_id: RequestIdPath,
+    request: Request,
+    caller: CallerDep,
+    body: Annotated[DeactivateBody | None, json_body(DeactivateBody, optional=True)],
+) -> UpdateAnswer:
+    actor = actor_of(caller)
+    update = DeactivateInput(actor=actor, reason=body.reason if body else "")
+    return await act_on_run(
+        request, activation_id, actor, PimContract.UPDATE_DEACTIVATE, update, ACTIVATION
+    )
+
+
+@router.post(
+    "/activations/{activation_id}/extension",
+    response_model=UpdateAnswer,
+    summary="Extend an active role",
+    description="Moves the end, within the role's maximum from the activation's start.",
+    responses=problem_responses(
+        **_ACT, s403="Not the holder", s422="A new end the role does not allow"
+    ),
+    openapi_extra=documented_body(ExtendActivationBody),
+)
+async def extend_activation(
+    activation_id: RequestIdPath,
+    body: Annotated[ExtendActivationBody, json_body(ExtendActivationBody)],
+    request: Request,
+    caller: CallerDep,
+) -> UpdateAnswer:
+    if (body.duration is None) == (body.new_end is None):
+        raise invalid_request(["duration: give either a duration or a new_end"])
+    actor = actor_of(caller)
+    update = ExtendActivationInput(
+        actor=actor, duration=body.duration, new_end=body.new_end, justification=body.justification
+    )
+    return await act_on_run(
+        request, activation_id, actor, PimContract.UPDATE_EXTEND, update, ACTIVATION
+    )
+
+
+@router.post(
+    "/activations/{activation_id}/decision",
+    response_model=UpdateAnswer,
+    summary="Approve or deny an activation",
+    description="For an approver of the activation's current stage; never the person activating.",
+    responses=problem_responses(
+        **_ACT, s403="Not an approver of the current stage", s422="Malformed body"
+    ),
+    openapi_extra=documented_body(DecisionBody),
+)
+async def decide_activation(
+    activation_id: RequestIdPath,
+    body: Annotated[DecisionBody, json_body(DecisionBody)],
+    request: Request,
+    caller: CallerDep,
+) -> UpdateAnswer:
+    actor = actor_of(caller)
+    update = DecideInput(actor=actor, decision=body.decision, comment=body.comment)
+    prefixes = (*ACTIVATION, *ELIGIBILITY)  # an eligibility's extension is decided alike
+    return await act_on_run(
+        request, activation_id, actor, PimContract.UPDATE_DECIDE, update, prefixes
+    )
+
+
+@router.get(
+    "/approvals",
+    response_model=ActivationList,
+    summary="Activations and eligibility extensions awaiting my decision",
+    responses=problem_responses(s401=UNAUTHENTICATED, s503=UNCONFIGURED),
+)
+async def my_pim_approvals(caller: CallerDep, store: StoreDep) -> ActivationList:
+    views = await asyncio.to_thread(store.awaiting_decision, caller.employee_id)
+    found = [RequestSummary.of(v) for v in views if v.package_id.startswith("pim")]
+    return ActivationList(activations=found, count=len(found))
+
+
+# ---- eligibility management (administrators) -----------------------------------------------------
+
+EmployeeIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+RoleIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
+
+
+@router.post(
+    "/eligibilities",
+    status_code=202,
+    response_model=ActivationAccepted,
+    summary="Make someone eligible for a role (administrators)",
+    description=(
+        "Writes the eligibility to Graph with its end: the one given, within the role's "
+        "eligibility expiry, or the role's default. Permanent only where the role allows it."
+    ),
+    responses=problem_responses(
+        s401=UNAUTHENTICATED,
+        s403="Not an administrator",
+        s409="Already eligible: extend the eligibility instead",
+        s422="Unknown role, or an end the role does not allow",
+        s503=UNCONFIGURED,
+    ),
+    openapi_extra=documented_body(NewEligibility),
+)
+async def assign_eligibility(
+    body: Annotated[NewEligibility, json_body(NewEligibility)],
+    request: Request,
+    caller: CallerDep,
+) -> ActivationAccepted:
+    services = services_of(request)
+    _require_admin(caller, services.policy.access.administrators)
+    if body.role_id not in services.policy.pim.roles:
+        raise invalid_request([f"role_id: there is no privileged role {body.role_id!r}"])
+    run_id = eligibility_workflow_id(body.employee_id, body.role_id)
+    client = temporal_of(request)
+    try:
+        await client.start_workflow(
+            EligibilityContract.WORKFLOW,
+            EligibilityAssignInput(
+                employee_id=body.employee_id,
+                role_id=body.role_id,
+                actor=actor_of(caller),
+                until=body.until,
+                permanent=body.permanent,
+                justification=body.justification,
+                submitted_at=datetime.now(UTC),
+            ),
+            id=run_id,
+            task_queue=services.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(EMPLOYEE_ID, body.employee_id)]
+            ),
+            static_summary=f"Eligibility: {body.role_id} for {body.employee_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        raise ProblemException(
+            409,
+            "Already eligible",
+            f"{body.employee_id} already has an eligibility for {body.role_id} ({run_id}): "
+            "extend or remove it instead",
+        ) from None
+    except (RPCError, RuntimeError) as err:
+        raise temporal_unavailable(str(err)) from err
+    return ActivationAccepted(
+        activation_id=run_id,
+        status=RequestStatus.SUBMITTED,
+        links={"self": f"{PIM_PREFIX}/eligibilities/{body.employee_id}/{body.role_id}"},
+    )
+
+
+@router.get(
+    "/eligibilities",
+    response_model=EligibilityList,
+    summary="Eligibilities (everyone's for administrators and auditors; else mine)",
+    responses=problem_responses(s401=UNAUTHENTICATED, s422="Invalid query", s503=UNCONFIGURED),
+)
+async def list_eligibilities(
+    request: Request,
+    caller: CallerDep,
+    store: StoreDep,
+    employee_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[RequestStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> EligibilityList:
+    admins = services_of(request).policy.access.administrators
+    if not (caller.is_auditor or caller.employee_id in admins):
+        employee_id = caller.employee_id
+    views = await asyncio.to_thread(
+        store.list_requests,
+        employee_id=employee_id,
+        status=status.value if status else None,
+        package_prefix=eligibility_key(""),
+        limit=limit,
+    )
+    found = [RequestSummary.of(v) for v in views]
+    return EligibilityList(eligibilities=found, count=len(found))
+
+
+@router.get(
+    "/eligibilities/{employee_id}/{role_id}",
+    response_model=RequestView,
+    summary="One eligibility and its story",
+    responses=problem_responses(
+        s401=UNAUTHENTICATED, s404="No such eligibility visible to the caller"
+    ),
+)
+async def get_eligibility(
+    employee_id: EmployeeIdPath, role_id: RoleIdPath, request: Request, caller: CallerDep
+) -> RequestView:
+    run_id = eligibility_workflow_id(employee_id, role_id)
+    return await _visible(request, caller, run_id, ELIGIBILITY)
+
+
+@router.delete(
+    "/eligibilities/{employee_id}/{role_id}",
+    response_model=UpdateAnswer,
+    summary="Remove an eligibility (administrators)",
+    responses=problem_responses(**_ACT, s403="Not an administrator"),
+    openapi_extra=documented_body(RemoveEligibilityBody, required=False),
+)
+async def remove_eligibility(
+    employee_id: EmployeeIdPath,
+    role_id: RoleIdPath,
+    request: Request,
+    caller: CallerDep,
+    body: Annotated[RemoveEligibilityBody | None, json_body(RemoveEligibilityBody, optional=True)],
+) -> UpdateAnswer:
+    actor = actor_of(caller)
+    update = RemoveEligibilityAsk(actor=actor, reason=body.reason if body else "")
+    run_id = eligibility_workflow_id(employee_id, role_id)
+    return await act_on_run(
+        request, run_id, actor, EligibilityContract.UPDATE_REMOVE, update, ELIGIBILITY
+    )
+
+
+@router.post(
+    "/eligibilities/{employee_id}/{role_id}/extension",
+    response_model=UpdateAnswer,
+    summary="Extend an eligibility",
+    description="An administrator's extension applies at once; the person's own goes to the "
+    "role's approvers (its administrators where it has no approval stages).",
+    responses=problem_responses(
+        **_ACT,
+        s403="Neither the person nor an administrator",
+        s422="An end the role does not allow",
+    ),
+    openapi_extra=documented_body(ExtendEligibilityBody),
+)
+async def extend_eligibility(
+    employee_id: EmployeeIdPath,
+    role_id: RoleIdPath,
+    body: Annotated[ExtendEligibilityBody, json_body(ExtendEligibilityBody)],
+    request: Request,
+    caller: CallerDep,
+) -> UpdateAnswer:
+    actor = actor_of(caller)
+    update = ExtendEligibilityAsk(
+        actor=actor, until=body.until, permanent=body.permanent, justification=body.justification
+    )
+    run_id = eligibility_workflow_id(employee_id, role_id)
+    return await act_on_run(
+        request, run_id, actor, EligibilityContract.UPDATE_EXTEND, update, ELIGIBILITY
+    )
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _require_admin(caller: Caller, administrators: list[str]) -> None:
+    if not (caller.is_admin or caller.employee_id in administrators):
+        raise ProblemException(403, "Not allowed", "only an administrator may manage eligibility")
+
+
+async def _visible(
+    request: Request, caller: Caller, run_id: str, prefixes: tuple[str, ...]
+) -> RequestView:
+    services = services_of(request)
+    view = None
+    if run_id.startswith(prefixes):
+        view = await find_request_view(services, temporal_of(request), run_id)
+    if view is None or not may_see_request(caller, view, services.policy):
+        raise ProblemException(404, "Not Found", f"There is no PIM run {run_id!r}.")
+    return view

@@ -1,0 +1,1 @@
+"""Security incidents raised by SIEM and SOAR tools, and the emergency revoke they start."""

@@ -1,0 +1,165 @@
+"""A security incident on the time-skipping server: a person holding an activation, a package
+and birthright is suspended at once (sign-in off, sessions revoked, the activation ended, the
+package and the eligibility set aside, birthright still recorded); a replay changes nothing;
+an administrator's restore gives back what is still valid; a stranger may not restore."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+
+from domain.access.request import RequestStatus
+from domain.holdings import GrantKind
+from domain.lifecycle.identity import LifecycleStage
+from domain.pim.graph import RoleTarget
+from domain.pim.plan import resolved_role
+from domain.provisioning import ActivityNames
+from domain.security.incident import (
+    IncidentAck,
+    IncidentContract,
+    IncidentInput,
+    IncidentReport,
+    IncidentStatus,
+    IncidentView,
+    RestoreAsk,
+    Severity,
+    incident_workflow_id,
+)
+from tests.support.access import kinds, until_status
+from tests.support.lifecycle import until
+from tests.support.pim import PimHarness, pim_test_policy
+
+ROLE: RoleTarget = resolved_role(pim_test_policy(), "user-admin").target
+
+
+async def report(org: PimHarness, incident_id: str, user: str) -> IncidentAck:
+    handle = await org.env.client.start_workflow(
+        IncidentContract.WORKFLOW,
+        IncidentInput(
+            report=IncidentReport(
+                incident_id=incident_id,
+                user=user,
+                severity=Severity.HIGH,
+                title="impossible travel",
+                source="sentinel",
+            ),
+            received_at=datetime.now(UTC),
+            record_search_attributes=False,
+        ),
+        id=incident_workflow_id(incident_id),
+        task_queue=org.queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    org.runs.append(handle)
+    return await handle.execute_update(IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck)
+
+
+async def incident(org: PimHarness, incident_id: str) -> IncidentView:
+    handle = org.env.client.get_workflow_handle(incident_workflow_id(incident_id))
+    return await handle.query(IncidentContract.QUERY_DETAILS, result_type=IncidentView)
+
+
+async def until_incident(org: PimHarness, incident_id: str, status: IncidentStatus) -> IncidentView:
+    for _ in range(300):
+        view = await incident(org, incident_id)
+        if view.status is status:
+            return view
+        await org.env.sleep(timedelta(seconds=1))
+    raise AssertionError(f"incident {incident_id} never {status.value}: {view}")
+
+
+async def test_incident_suspends_then_restore_gives_back_what_is_valid(org: PimHarness) -> None:
+    eligibility = await org.make_eligible("P12", "user-admin")
+    await until_status(eligibility, RequestStatus.GRANTED)
+    activation = await org.activate("P12", "user-admin", duration=timedelta(hours=4))
+    await until_status(activation, RequestStatus.GRANTED)
+    package = await org.request("payables", "P13")  # P12 may not: SoD with user-admin
+    await until_status(package, RequestStatus.GRANTED)
+    principal = org.principal("P12")
+
+    upn = org.directory.users["P12"]["upn"]
+    ack = await report(org, "INC-P12", upn)  # named by UPN
+    assert ack.employee_id == "P12" and not ack.replay
+    await until(org.identities["P12"], lambda s: s.stage is LifecycleStage.SUSPENDED, "held")
+    ended = await until_status(activation, RequestStatus.REVOKED)
+    assert "incident INC-P12" in kinds(ended, "removed")[0].text
+    assert not org.pim.active(principal, ROLE, ended.updated_at)
+    view = await until_incident(org, "INC-P12", IncidentStatus.SUSPENDED)
+    steps = {s.kind for s in view.steps}
+    assert {"disabled_sign_in", "revoked_sessions", "ended_activation"} <= steps
+    assert "suspended_eligibility" in steps
+    assert org.directory.users["P12"]["enabled"] is False
+    revoked = org.directory.calls_named(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
+    assert any(c.input.user_id == principal for c in revoked)
+    recorded = org.store.get_incident("INC-P12")
+    assert recorded is not None and recorded.status is IncidentStatus.SUSPENDED
+    # The eligibility is out of Graph but kept; the manager and the security contact are told.
+    await until_status(eligibility, RequestStatus.GRANTED)
+    assert org.pim.eligibility_of(principal, ROLE) is None
+    assert any("INC-P12" in str(m.input) for m in org.directory.mails_to("PSEC"))
+
+    # A replay changes nothing; a suspended person cannot activate.
+    again = await report(org, "INC-P12", "P12")
+    assert again.replay and again.status is IncidentStatus.SUSPENDED
+    late = await org.activate("P12", "user-admin")
+    denied = await until_status(late, RequestStatus.DENIED)
+    assert "not an active person" in kinds(denied, "denied")[0].text
+
+    # Only an administrator restores.
+    handle = org.env.client.get_workflow_handle(incident_workflow_id("INC-P12"))
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            IncidentContract.UPDATE_RESTORE, RestoreAsk(actor_id="P13"), result_type=IncidentView
+        )
+    await handle.execute_update(
+        IncidentContract.UPDATE_RESTORE,
+        RestoreAsk(actor_id="PADMIN", reason="false positive"),
+        result_type=IncidentView,
+    )
+    restored = await until_incident(org, "INC-P12", IncidentStatus.RESTORED)
+    assert restored.restored_by == "PADMIN"
+    state = await until(org.identities["P12"], lambda s: s.stage is LifecycleStage.ACTIVE, "back")
+    assert org.directory.users["P12"]["enabled"] is True
+    assert [a.rule for a in state.access] == ["everyone"]  # birthright was never removed
+    # The eligibility is back in Graph; the ended activation stays ended.
+    await until(
+        org.identities["P12"],
+        lambda s: org.pim.eligibility_of(principal, ROLE) is not None,
+        "eligibility back in Graph",
+    )
+    assert not org.pim.active(principal, ROLE, restored.updated_at)
+
+
+async def test_package_grants_are_set_aside_and_come_back(org: PimHarness) -> None:
+    package = await org.request("payables", "P14")
+    await until_status(package, RequestStatus.GRANTED)
+    await report(org, "INC-P14", "P14")  # named by employee id
+    held = await until(
+        org.identities["P14"], lambda s: s.stage is LifecycleStage.SUSPENDED, "suspended"
+    )
+    # The ledger no longer counts the package; nothing is deleted and birthright stays.
+    assert not any(g.kind is GrantKind.PACKAGE for h in held.holdings for g in h.grants)
+    assert [p.status for p in held.packages] == ["suspended"]
+    assert [a.rule for a in held.access] == ["everyone"]
+    handle = org.env.client.get_workflow_handle(incident_workflow_id("INC-P14"))
+    await until_incident(org, "INC-P14", IncidentStatus.SUSPENDED)
+    await handle.execute_update(
+        IncidentContract.UPDATE_RESTORE,
+        RestoreAsk(actor_id="x", is_admin=True),
+        result_type=IncidentView,
+    )
+    back = await until(
+        org.identities["P14"],
+        lambda s: any(g.kind is GrantKind.PACKAGE for h in s.holdings for g in h.grants),
+        "package counted again",
+    )
+    assert back.stage is LifecycleStage.ACTIVE
+
+
+async def test_an_unknown_user_is_rejected_and_nothing_happens(org: PimHarness) -> None:
+    ack = await report(org, "INC-NOBODY", "nobody@contoso.example.com")
+    assert ack.status is IncidentStatus.REJECTED and ack.employee_id is None
+    assert "no Graph user" in ack.message

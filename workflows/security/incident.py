@@ -1,0 +1,300 @@
+"""One security incident about one person: `incident-{incident_id}` (the id is the SIEM's, so a
+replayed report reaches this same run and changes nothing).
+
+It resolves whom the report names, suspends them through their identity entity (which sets
+their package grants aside and lists their PIM runs, atomically with everything else about the
+person), then at once disables sign-in and revokes sessions, ends every activation, suspends
+every eligibility, tells the manager and the security contacts, and keeps each step in the
+record. It then waits, for as long as it takes, for an administrator's restore: sign-in comes
+back (unless a leave came meanwhile), with what is still valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from html import escape
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.access.request_core import error_cause
+
+with workflow.unsafe.imports_passed_through():
+    from domain.access.request import NotifyInput, Refusal
+    from domain.lifecycle.identity import LifecycleStage, SuspendIdentityResult
+    from domain.pim.activation import EligibilityContract, PimContract, Restored, Suspended
+    from domain.provisioning import SetAccountEnabledInput, UserIdInput
+    from domain.search_attributes import EMPLOYEE_ID
+    from domain.security.incident import (
+        IncidentAck,
+        IncidentContract,
+        IncidentInput,
+        IncidentStatus,
+        IncidentStep,
+        IncidentView,
+        RecordIncidentInput,
+        ResolvePersonInput,
+        RestoreAsk,
+        RestorePersonInput,
+        SecurityContacts,
+        SuspendPersonInput,
+    )
+    from domain.stubs import access as access_activity
+    from domain.stubs import graph as graph_activity
+    from domain.stubs import security as security_activity
+    from workflows.steps.retry import NOTICE, POLICY_LOOKUP, PROVISIONING
+
+
+@workflow.defn(name=IncidentContract.WORKFLOW)
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        report = input.report
+        self._view = IncidentView(
+            incident_id=report.incident_id,
+            employee_id="",
+            user=report.user,
+            severity=report.severity,
+            title=report.title,
+            source=report.source,
+            status=IncidentStatus.RECEIVED,
+            received_at=input.received_at,
+            updated_at=input.received_at,
+        )
+        self._resolved = False
+        self._acks = 0
+        self._restore: RestoreAsk | None = None
+        self._contacts = SecurityContacts()
+
+    # ---- the SIEM's call and the administrator's ------------------------------------------------
+
+    @workflow.update(name=IncidentContract.UPDATE_ACKNOWLEDGE)
+    async def acknowledge(self) -> IncidentAck:
+        self._acks += 1
+        replay = self._acks > 1
+        await workflow.wait_condition(lambda: self._resolved)
+        view = self._view
+        if view.status is IncidentStatus.REJECTED:
+            message = view.steps[-1].text
+        elif replay:
+            message = "incident already received: nothing changed"
+        else:
+            message = f"suspending {view.employee_id}"
+        return IncidentAck(
+            incident_id=view.incident_id,
+            employee_id=view.employee_id or None,
+            status=view.status,
+            replay=replay,
+            message=message,
+        )
+
+    @workflow.update(name=IncidentContract.UPDATE_RESTORE)
+    def restore(self, ask: RestoreAsk) -> IncidentView:
+        self._restore = ask
+        return self._view
+
+    @restore.validator
+    def _may_restore(self, ask: RestoreAsk) -> None:
+        if not (ask.is_admin or ask.actor_id in self._contacts.administrators):
+            raise ApplicationError(
+                "only an administrator may lift a suspension", type=Refusal.NOT_ALLOWED
+            )
+        if self._view.status is not IncidentStatus.SUSPENDED or self._restore is not None:
+            raise ApplicationError(
+                f"nothing to restore (incident {self._view.status.value})", type=Refusal.CLOSED
+            )
+
+    @workflow.query(name=IncidentContract.QUERY_DETAILS)
+    def details(self) -> IncidentView:
+        return self._view
+
+    # ---- the response ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentView:
+        report = input.report
+        self._show()
+        person = await workflow.execute_activity(
+            security_activity.resolve_person,
+            ResolvePersonInput(user=report.user),
+            **PROVISIONING,
+        )
+        if person.employee_id is None:
+            self._step("rejected", f"not applied: {person.how}")
+            self._view.status = IncidentStatus.REJECTED
+            self._resolved = True
+            await self._record()
+            return self._view
+        employee_id = person.employee_id
+        self._view.employee_id = employee_id
+        self._view.status = IncidentStatus.SUSPENDING
+        if input.record_search_attributes:
+            workflow.upsert_search_attributes([EMPLOYEE_ID.value_set(employee_id)])
+        self._step("resolved", f"{report.user} is {employee_id} (by {person.how})")
+        self._resolved = True
+        try:
+            await self._suspend(employee_id)
+        except (ActivityError, ApplicationError) as err:
+            self._step("failed", f"suspension failed: {error_cause(err)}")
+            self._view.status = IncidentStatus.FAILED
+            await self._record()
+            raise
+        await workflow.wait_condition(lambda: self._restore is not None)
+        await self._lift(employee_id)
+        return self._view
+
+    async def _suspend(self, employee_id: str) -> None:
+        now = workflow.now()
+        # Sign-in first: the entity's answer carries the Graph id, and nothing else is faster.
+        held, self._contacts = await asyncio.gather(
+            workflow.execute_activity(
+                security_activity.suspend_identity,
+                SuspendPersonInput(
+                    employee_id=employee_id, incident_id=self._view.incident_id, at=now
+                ),
+                **PROVISIONING,
+            ),
+            workflow.execute_local_activity(security_activity.security_settings, **POLICY_LOOKUP),
+        )
+        if held.already and held.held_by != self._view.incident_id:
+            self._step("already_suspended", f"already suspended by incident {held.held_by}")
+        else:
+            self._step("suspended_identity", f"{employee_id} is suspended")
+        await self._cut_off(held)
+        suspended = Suspended(incident_id=self._view.incident_id, at=now)
+        for run_id in held.activations:
+            await self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended)
+            self._step("ended_activation", f"ending PIM activation {run_id}", run=run_id)
+        for run_id in held.eligibilities:
+            await self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended)
+            self._step("suspended_eligibility", f"suspending eligibility {run_id}", run=run_id)
+        for run_id in held.packages:
+            self._step("suspended_grant", f"package grant {run_id} set aside", run=run_id)
+        self._view.status = IncidentStatus.SUSPENDED
+        self._view.suspended_at = workflow.now()
+        await self._record()
+        await self._notify(held)
+
+    async def _cut_off(self, held: SuspendIdentityResult) -> None:
+        if held.graph_user_id is None:
+            self._step("no_account", "no Graph account: nothing to disable")
+            return
+        user = held.graph_user_id
+        await asyncio.gather(
+            workflow.execute_activity(
+                graph_activity.set_account_enabled,
+                SetAccountEnabledInput(user_id=user, enabled=False),
+                **PROVISIONING,
+            ),
+            workflow.execute_activity(
+                graph_activity.revoke_sign_in_sessions, UserIdInput(user_id=user), **PROVISIONING
+            ),
+        )
+        self._step("disabled_sign_in", "sign-in disabled (accountEnabled false)")
+        self._step("revoked_sessions", "sign-in sessions revoked")
+
+    async def _notify(self, held: SuspendIdentityResult) -> None:
+        view = self._view
+        to = [*([held.manager_id] if held.manager_id else []), *self._contacts.contacts]
+        if not to:
+            return
+        try:
+            await workflow.execute_activity(
+                access_activity.notify,
+                NotifyInput(
+                    sender=self._contacts.mail_sender,
+                    to_employee_ids=list(dict.fromkeys(to)),
+                    subject=f"Security incident {view.incident_id}: {view.employee_id} suspended",
+                    html_body=f"<p>{escape(view.source)} reported <b>{escape(view.title)}</b> "
+                    f"({view.severity.value}) about {view.employee_id}. Sign-in is disabled, "
+                    "sessions are revoked, privileged roles ended and grants suspended. An "
+                    f"administrator lifts it with <code>tenure security restore "
+                    f"{view.incident_id}</code>.</p>",
+                ),
+                **NOTICE,
+            )
+            self._step("notified", f"told {', '.join(dict.fromkeys(to))}")
+        except ActivityError as err:
+            self._step("not_notified", f"notice not sent: {error_cause(err)}")
+        await self._record()
+
+    async def _lift(self, employee_id: str) -> None:
+        ask = self._restore
+        assert ask is not None
+        result = await workflow.execute_activity(
+            security_activity.restore_identity,
+            RestorePersonInput(
+                employee_id=employee_id, incident_id=self._view.incident_id, by=ask.actor_id
+            ),
+            **PROVISIONING,
+        )
+        self._step(
+            "restore_requested",
+            f"restored by {ask.actor_id}: {ask.reason or 'no reason'}",
+            actor=ask.actor_id,
+        )
+        if result.stage is LifecycleStage.ACTIVE and result.graph_user_id:
+            await workflow.execute_activity(
+                graph_activity.set_account_enabled,
+                SetAccountEnabledInput(user_id=result.graph_user_id, enabled=True),
+                **PROVISIONING,
+            )
+            self._step("enabled_sign_in", "sign-in enabled again")
+        else:
+            self._step(
+                "stays_disabled", f"sign-in stays off: {employee_id} is {result.stage.value}"
+            )
+        restored = Restored(incident_id=self._view.incident_id, by=ask.actor_id, at=workflow.now())
+        for run_id in result.eligibilities:
+            await self._tell(run_id, EligibilityContract.SIGNAL_RESTORED, restored)
+            self._step("restored_eligibility", f"eligibility {run_id} back", run=run_id)
+        for run_id in result.packages:
+            self._step("restored_grant", f"package grant {run_id} counts again", run=run_id)
+        self._view.status = IncidentStatus.RESTORED
+        self._view.restored_at = workflow.now()
+        self._view.restored_by = ask.actor_id
+        await self._record()
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    async def _tell(self, run_id: str, signal: str, arg: Any) -> None:
+        try:
+            await workflow.get_external_workflow_handle(run_id).signal(signal, arg)
+        except ApplicationError as err:
+            # A run that closed meanwhile has nothing left to end.
+            workflow.logger.info("%s not told (%s): %s", run_id, signal, err)
+
+    def _step(self, kind: str, text: str, actor: str = "system", **data: Any) -> None:
+        view = self._view
+        view.steps.append(
+            IncidentStep(
+                seq=len(view.steps) + 1,
+                at=workflow.now(),
+                kind=kind,
+                text=text,
+                actor=actor,
+                data=data,
+            )
+        )
+        view.updated_at = workflow.now()
+        self._show()
+
+    async def _record(self) -> None:
+        await workflow.execute_activity(
+            security_activity.record_incident,
+            RecordIncidentInput(view=self._view.model_copy(deep=True)),
+            **PROVISIONING,
+        )
+
+    def _show(self) -> None:
+        view = self._view
+        who = view.employee_id or view.user
+        workflow.set_current_details(
+            f"incident {view.incident_id} ({view.severity.value}) about {who}: {view.status.value}"
+            + (
+                " — waiting for an administrator's restore"
+                if view.status is IncidentStatus.SUSPENDED
+                else ""
+            )
+        )
