@@ -41,6 +41,7 @@ from api.intake import (
 from api.json_body import MAX_BODY_BYTES, InvalidBody, read_body
 from api.limits import MAX_HEADER_BYTES, HeaderLimits
 from api.pim import router as pim_router
+from api.pim_eligibilities import router as pim_eligibilities_router
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.query_params import only_declared_query_parameters
 from api.review_models import (
@@ -233,6 +234,7 @@ def create_app(
     app.include_router(audit_export_router)
     app.include_router(reviews_router)
     app.include_router(pim_router)
+    app.include_router(pim_eligibilities_router)
     app.include_router(incidents_siem_router)
     app.include_router(incidents_router)
     _document_body_models(app)

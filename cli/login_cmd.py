@@ -70,7 +70,8 @@ def login_command(args: argparse.Namespace) -> int:
         print(f"tenure login: {err}", file=sys.stderr)
         return 1
     roles = f"; roles: {', '.join(session.roles)}" if session.roles else ""
-    print(f"Logged in as {session.who()} until {local_time(session.expires_at)}{roles}.")
+    how = " with MFA" if args.mfa else ""
+    print(f"Logged in as {session.who()}{how} until {local_time(session.expires_at)}{roles}.")
     return 0
 
 

@@ -52,6 +52,7 @@ def tenure_env(config: StackConfig, creds: Credentials) -> dict[str, str]:
         "TEMPORAL_NAMESPACE": config.namespace,
         "TENURE_POLICY": str(config.policy_path),
         "TENURE_INTAKE_TOKEN": creds.intake_token,
+        "TENURE_SIEM_TOKEN": creds.siem_token,
         "TENURE_GRAPH_URL": config.graph_url,
         "TENURE_GRAPH_TOKEN": creds.graph_token,
         # The access record: the worker writes requests and access changes, the API reads them.

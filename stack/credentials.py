@@ -23,12 +23,15 @@ class Credentials:
     intake_token: str
     graph_token: str
     scim_tokens: dict[str, str] = field(default_factory=dict)
+    # The local SIEM's bearer token for POST /v1/security/incidents ("" in files from before it).
+    siem_token: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
             "intake_token": self.intake_token,
             "graph_token": self.graph_token,
             "scim_tokens": dict(self.scim_tokens),
+            "siem_token": self.siem_token,
         }
 
 
@@ -57,6 +60,7 @@ def read_credentials(home: Path) -> Credentials | None:
             intake_token=str(raw["intake_token"]),
             graph_token=str(raw["graph_token"]),
             scim_tokens={str(k): str(v) for k, v in dict(raw.get("scim_tokens", {})).items()},
+            siem_token=str(raw.get("siem_token") or ""),
         )
     except FileNotFoundError:
         return None
@@ -73,6 +77,9 @@ def load_or_create_credentials(home: Path, apps: list[str]) -> Credentials:
     changed = creds is None
     if creds is None:
         creds = Credentials(intake_token=_new_token(), graph_token=_new_token())
+    if not creds.siem_token:
+        creds.siem_token = _new_token()
+        changed = True
     for app in apps:
         if app not in creds.scim_tokens:
             creds.scim_tokens[app] = _new_token()

@@ -29,6 +29,7 @@ from domain.access.request import RequestStatus, request_workflow_id
 from domain.lifecycle.events import identity_workflow_id
 from domain.lifecycle.identity import IdentityContract, LifecycleStage
 from emulators.graph.tokens import emulated_user_token_form
+from stack.demo_pim import HOLDER, PLANTED, run_demo_pim
 from stack.demo_reviews import REVIEW_STARTER, run_demo_reviews
 
 APP_ROLES: dict[str, list[str]] = {"E0001": ["Tenure.Admin"], "E0005": ["Tenure.Auditor"]}
@@ -100,7 +101,7 @@ def demo_people() -> list[str]:
     administrator who starts the demo review."""
     ids = [r.requester_id for r in DEMO_REQUESTS]
     ids += [r.approver_id for r in DEMO_REQUESTS if r.approver_id]
-    return list(dict.fromkeys([*ids, WAITING_APPROVER, REVIEW_STARTER]))
+    return list(dict.fromkeys([*ids, WAITING_APPROVER, REVIEW_STARTER, HOLDER, PLANTED[0]]))
 
 
 class DemoRequestError(Exception):
@@ -173,6 +174,19 @@ async def run_demo_requests(
             )
         except httpx.HTTPError as err:
             say(f"[yellow]demo review not started:[/] {err!r}")
+        try:
+            await run_demo_pim(
+                http,
+                endpoints.api_url,
+                endpoints.control_url,
+                endpoints.token_endpoint,
+                endpoints.graph_token,
+                endpoints.audience,
+                demo.auth,
+                say,
+            )
+        except httpx.HTTPError as err:
+            say(f"[yellow]demo PIM not made:[/] {err!r}")
         return outcomes
 
 

@@ -217,6 +217,7 @@ class Stack:
             "api": {
                 "url": config.api_url,
                 "intake_token": creds.intake_token,
+                "siem_token": creds.siem_token,
                 "docs_url": f"{config.api_url}/docs",
                 "token_issuer": config.token_issuer,
                 "token_audience": config.token_audience,

@@ -19,7 +19,6 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from domain.access.policy import SodRule
 from domain.access.request import Actor
-from domain.approval.stages import ApproverSource
 from domain.pim.graph import RoleTarget
 from domain.pim.roles import PrivilegedRole
 from domain.pim.rules import ActivationAsk
@@ -69,13 +68,15 @@ class ResolvedRole(BaseModel):
 
     role_id: str
     role: PrivilegedRole
-    target: RoleTarget
     mail_sender: str
     # Employee ids allowed to act for anyone (end an activation, decide for the tenant).
     administrators: list[str] = Field(default_factory=list)
     # The SoD rules that name this role (pim:<role>), for the ledger's check.
     sod_rules: list[SodRule] = Field(default_factory=list)
-    notify: list[ApproverSource] = Field(default_factory=list)
+
+    @property
+    def target(self) -> RoleTarget:
+        return RoleTarget.of(self.role)
 
 
 class VerifyTicketInput(BaseModel):
@@ -118,14 +119,15 @@ class EligibilityContract:
 
     WORKFLOW = "PimEligibilityWorkflow"
     ID_PREFIX = "pim-eligibility-"
-    UPDATE_DECIDE = "decide"  # an extension's approval
+    # Taken by both kinds of PIM run (workflows/pim/core.py), under the same names.
+    UPDATE_DECIDE = PimContract.UPDATE_DECIDE  # an extension's approval
+    SIGNAL_BENEFICIARY_LEFT = PimContract.SIGNAL_BENEFICIARY_LEFT
+    SIGNAL_SUSPENDED = PimContract.SIGNAL_SUSPENDED
+    SIGNAL_REFUSED_ATTEMPT = PimContract.SIGNAL_REFUSED_ATTEMPT
+    QUERY_DETAILS = PimContract.QUERY_DETAILS
     UPDATE_REMOVE = "remove"
     UPDATE_EXTEND = "request_extension"
-    SIGNAL_BENEFICIARY_LEFT = "beneficiary_left"
-    SIGNAL_SUSPENDED = "suspended"
     SIGNAL_RESTORED = "restored"
-    SIGNAL_REFUSED_ATTEMPT = "refused_attempt"
-    QUERY_DETAILS = "details"
 
 
 def eligibility_key(role_id: str) -> str:

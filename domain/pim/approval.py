@@ -40,3 +40,31 @@ class ActivationSubject(BaseModel):
             f"<p>{ask.stage_name} needs {ask.needs} by {ask.deadline:%Y-%m-%d %H:%M} UTC. "
             f"Decide with <code>tenure pim approve {self.activation_id}</code> (or deny).</p>",
         )
+
+
+class EligibilityExtensionSubject(BaseModel):
+    """A person's ask to stay eligible for a role longer: the role's approvers (or its
+    administrators) decide; the person never does."""
+
+    eligibility_id: str
+    role_name: str
+    employee_id: str
+    new_end: str  # as people read it ("2027-03-01 00:00 UTC", "no end")
+    justification: str = ""
+    manager_id: str | None = None
+
+    def approver_context(self) -> ApproverContext:
+        return ApproverContext(manager_id=self.manager_id, own_people=[self.employee_id])
+
+    def own_refusal(self) -> str:
+        return "you cannot approve an extension of your own eligibility"
+
+    def ask_mail(self, ask: StageAsk) -> Mail:
+        return Mail(
+            subject=f"Eligibility extension needs approval: {self.role_name} for {self.employee_id}",
+            html=f"<p>{self.employee_id} asks to stay eligible for <b>{escape(self.role_name)}"
+            f"</b> until {escape(self.new_end)}: "
+            f"{escape(self.justification or '(no justification)')}</p>"
+            f"<p>{ask.stage_name} needs {ask.needs} by {ask.deadline:%Y-%m-%d %H:%M} UTC. "
+            f"Decide with <code>tenure pim approve {self.eligibility_id}</code> (or deny).</p>",
+        )

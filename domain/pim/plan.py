@@ -22,9 +22,7 @@ def resolved_role(policy: Policy, role_id: str) -> ResolvedRole:
     return ResolvedRole(
         role_id=role_id,
         role=role,
-        target=target,
         mail_sender=policy.tenant.mail_sender,
         administrators=policy.access.administrators,
         sod_rules=relevant_rules(policy.access.sod, [package_key(role_id), target.resource.key]),
-        notify=role.notify,
     )

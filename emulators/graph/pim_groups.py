@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from emulators.graph import query
@@ -36,11 +36,10 @@ from emulators.graph.errors import GraphError, bad_request, not_found, now_iso
 from emulators.graph.roles import (
     ASSIGNMENT_ACTIONS,
     ELIGIBILITY_ACTIONS,
-    EXPIRATION_TYPES,
     iso,
-    iso_duration,
-    parse_duration,
     parse_time,
+    schedule_live,
+    schedule_window,
 )
 from emulators.graph.store import Directory
 from emulators.graph.wire import Call, Reply
@@ -167,7 +166,7 @@ class PimGroups:
 
     def _reconcile(self, s: dict[str, Any], now: datetime) -> dict[str, Any] | None:
         """Make the directory match assignment `s` now; answer it as stored (None once ended)."""
-        if not self._live(s, now, False):
+        if not schedule_live(s, now, False):
             self._withdraw(s)
             self.dir.delete_group_schedule(s["id"])
             return None
@@ -190,20 +189,12 @@ class PimGroups:
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _live(schedule: dict[str, Any], now: datetime, started: bool) -> bool:
-        """Not yet expired; with `started`, also inside its window now (an instance)."""
-        end = schedule.get("endDateTime")
-        if end is not None and parse_time(end) <= now:
-            return False
-        return not started or parse_time(schedule["startDateTime"]) <= now
-
     def _schedules(self, kind: str, started: bool) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         return [
             s
             for s in self.dir.group_schedules.values()
-            if s["kind"] == kind and self._live(s, now, started)
+            if s["kind"] == kind and schedule_live(s, now, started)
         ]
 
     def matching(
@@ -288,7 +279,7 @@ class PimGroups:
 
         def handler(call: Call, key: str) -> Reply:
             s = self.dir.group_schedules.get(key)
-            if s is None or s["kind"] != kind or not self._live(s, datetime.now(UTC), instance):
+            if s is None or s["kind"] != kind or not schedule_live(s, datetime.now(UTC), instance):
                 raise not_found(key)
             ctx = f"{call.service_root}/$metadata#{CONTEXT}/{segment}/$entity"
             return Reply(200, {"@odata.context": ctx, **self._render_schedule(s, instance)})
@@ -356,34 +347,6 @@ class PimGroups:
             )
         return principal_id, group_id, access_id
 
-    @staticmethod
-    def _window(info: Any, now: datetime) -> tuple[datetime, datetime | None, dict[str, Any]]:
-        """(start, end, echoed expiration) from a request's scheduleInfo (as `roles` reads it)."""
-        info = info if isinstance(info, dict) else {}
-        start = parse_time(info["startDateTime"]) if info.get("startDateTime") else now
-        expiration = info.get("expiration") if isinstance(info.get("expiration"), dict) else {}
-        kind = expiration.get("type") or "noExpiration"
-        if kind not in EXPIRATION_TYPES:
-            raise bad_request(f"Invalid expiration type '{kind}'.", "InvalidScheduleInfo")
-        end: datetime | None = None
-        echo: dict[str, Any] = {"type": kind, "endDateTime": None, "duration": None}
-        if kind == "afterDateTime":
-            if not expiration.get("endDateTime"):
-                raise bad_request(
-                    "endDateTime is required for afterDateTime.", "InvalidScheduleInfo"
-                )
-            end = parse_time(expiration["endDateTime"])
-            echo["endDateTime"] = iso(end)
-        elif kind == "afterDuration":
-            length = parse_duration(expiration.get("duration"))
-            if length <= timedelta(0):
-                raise bad_request("The duration must be positive.", "InvalidScheduleInfo")
-            end = start + length
-            echo["duration"] = iso_duration(length)
-        if end is not None and end <= start:
-            raise bad_request("The schedule ends before it starts.", "InvalidScheduleInfo")
-        return start, end, echo
-
     def _add_schedule(
         self,
         kind: str,
@@ -424,7 +387,7 @@ class PimGroups:
             )
         target = self._target(params)
         now = datetime.now(UTC)
-        window = self._window(params.get("scheduleInfo"), now)
+        window = schedule_window(params.get("scheduleInfo"), now)
         start, end, expiration = window
         request_id = str(uuid.uuid4())
         status = "Provisioned"

@@ -147,6 +147,41 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def schedule_live(schedule: dict[str, Any], now: datetime, started: bool) -> bool:
+    """Not yet expired; with `started`, also inside its window now (an instance)."""
+    end = schedule.get("endDateTime")
+    if end is not None and parse_time(end) <= now:
+        return False
+    return not started or parse_time(schedule["startDateTime"]) <= now
+
+
+def schedule_window(info: Any, now: datetime) -> tuple[datetime, datetime | None, dict[str, Any]]:
+    """(start, end, echoed expiration) from a schedule request's scheduleInfo (both PIM
+    surfaces read it alike)."""
+    info = info if isinstance(info, dict) else {}
+    start = parse_time(info["startDateTime"]) if info.get("startDateTime") else now
+    expiration = info.get("expiration") if isinstance(info.get("expiration"), dict) else {}
+    kind = expiration.get("type") or "noExpiration"
+    if kind not in EXPIRATION_TYPES:
+        raise bad_request(f"Invalid expiration type '{kind}'.", "InvalidScheduleInfo")
+    end: datetime | None = None
+    echo: dict[str, Any] = {"type": kind, "endDateTime": None, "duration": None}
+    if kind == "afterDateTime":
+        if not expiration.get("endDateTime"):
+            raise bad_request("endDateTime is required for afterDateTime.", "InvalidScheduleInfo")
+        end = parse_time(expiration["endDateTime"])
+        echo["endDateTime"] = iso(end)
+    elif kind == "afterDuration":
+        length = parse_duration(expiration.get("duration"))
+        if length <= timedelta(0):
+            raise bad_request("The duration must be positive.", "InvalidScheduleInfo")
+        end = start + length
+        echo["duration"] = iso_duration(length)
+    if end is not None and end <= start:
+        raise bad_request("The schedule ends before it starts.", "InvalidScheduleInfo")
+    return start, end, echo
+
+
 def _params(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("Empty Payload. JSON content expected.", "BadRequest")
@@ -215,20 +250,12 @@ class RoleManagement:
             )
         return found or {}
 
-    @staticmethod
-    def _live(schedule: dict[str, Any], now: datetime, started: bool) -> bool:
-        """Not yet expired; with `started`, also inside its window now (an instance)."""
-        end = schedule.get("endDateTime")
-        if end is not None and parse_time(end) <= now:
-            return False
-        return not started or parse_time(schedule["startDateTime"]) <= now
-
     def _schedules(self, kind: str, started: bool) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         return [
             s
             for s in self.dir.role_schedules.values()
-            if s["kind"] == kind and self._live(s, now, started)
+            if s["kind"] == kind and schedule_live(s, now, started)
         ]
 
     def matching(
@@ -334,7 +361,7 @@ class RoleManagement:
 
     def _active(self, key: str) -> dict[str, Any]:
         s = self.dir.role_schedules.get(key)
-        if s is None or s["kind"] != ASSIGNMENT or not self._live(s, datetime.now(UTC), True):
+        if s is None or s["kind"] != ASSIGNMENT or not schedule_live(s, datetime.now(UTC), True):
             raise not_found(key)
         return s
 
@@ -428,7 +455,7 @@ class RoleManagement:
     def _getter(self, kind: str, instance: bool) -> Callable[[Call, str], Reply]:
         def handler(call: Call, key: str) -> Reply:
             s = self.dir.role_schedules.get(key)
-            if s is None or s["kind"] != kind or not self._live(s, datetime.now(UTC), instance):
+            if s is None or s["kind"] != kind or not schedule_live(s, datetime.now(UTC), instance):
                 raise not_found(key)
             return Reply(200, self._render_schedule(s, instance))
 
@@ -470,33 +497,6 @@ class RoleManagement:
 
         return handler
 
-    def _window(self, info: Any, now: datetime) -> tuple[datetime, datetime | None, dict[str, Any]]:
-        """(start, end, echoed expiration) from a request's scheduleInfo."""
-        info = info if isinstance(info, dict) else {}
-        start = parse_time(info["startDateTime"]) if info.get("startDateTime") else now
-        expiration = info.get("expiration") if isinstance(info.get("expiration"), dict) else {}
-        kind = expiration.get("type") or "noExpiration"
-        if kind not in EXPIRATION_TYPES:
-            raise bad_request(f"Invalid expiration type '{kind}'.", "InvalidScheduleInfo")
-        end: datetime | None = None
-        echo: dict[str, Any] = {"type": kind, "endDateTime": None, "duration": None}
-        if kind == "afterDateTime":
-            if not expiration.get("endDateTime"):
-                raise bad_request(
-                    "endDateTime is required for afterDateTime.", "InvalidScheduleInfo"
-                )
-            end = parse_time(expiration["endDateTime"])
-            echo["endDateTime"] = iso(end)
-        elif kind == "afterDuration":
-            length = parse_duration(expiration.get("duration"))
-            if length <= timedelta(0):
-                raise bad_request("The duration must be positive.", "InvalidScheduleInfo")
-            end = start + length
-            echo["duration"] = iso_duration(length)
-        if end is not None and end <= start:
-            raise bad_request("The schedule ends before it starts.", "InvalidScheduleInfo")
-        return start, end, echo
-
     def submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         action = params.get("action")
         allowed = ASSIGNMENT_ACTIONS if kind == ASSIGNMENT else ELIGIBILITY_ACTIONS
@@ -508,7 +508,7 @@ class RoleManagement:
             )
         principal_id, role_id, scope = self._target(params)
         now = datetime.now(UTC)
-        start, end, expiration = self._window(params.get("scheduleInfo"), now)
+        start, end, expiration = schedule_window(params.get("scheduleInfo"), now)
         request_id = str(uuid.uuid4())
         status = "Provisioned"
         target: dict[str, Any] | None = None

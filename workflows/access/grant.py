@@ -9,7 +9,8 @@ from html import escape
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.access.request_core import RequestCore, error_cause
+from workflows.access.request_core import RequestCore
+from workflows.access.request_story import error_cause
 from workflows.approval import ApprovalResult
 
 with workflow.unsafe.imports_passed_through():

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.access.grant import GrantSteps
-from workflows.access.request_core import error_cause
+from workflows.access.request_story import error_cause
 from workflows.approval import ApprovalEngine, ApprovalResult
 
 with workflow.unsafe.imports_passed_through():

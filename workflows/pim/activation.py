@@ -17,7 +17,7 @@ from html import escape
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.access.request_core import error_cause
+from workflows.access.request_story import error_cause
 from workflows.approval import ApprovalEngine, ApprovalResult
 from workflows.pim.core import PimRunCore
 
@@ -25,9 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.access.request import (
         BeneficiaryInput,
         BeneficiaryLeft,
-        DecideInput,
         Refusal,
-        RefusedAttempt,
         ReleaseInput,
         RequestStatus,
         RequestView,
@@ -106,16 +104,6 @@ class PimActivationWorkflow(PimRunCore):
         self._wakes = 0
 
     # ---- updates --------------------------------------------------------------------------------
-
-    @workflow.update(name=PimContract.UPDATE_DECIDE)
-    def decide(self, input: DecideInput) -> UpdateAnswer:
-        message = self._approval.decide(input.actor.employee_id, input.decision, input.comment)
-        self._wakes += 1
-        return self._answer(message)
-
-    @decide.validator
-    def _may_decide(self, input: DecideInput) -> None:
-        self._approval.validate_decision(input.actor.employee_id)
 
     @workflow.update(name=PimContract.UPDATE_DEACTIVATE)
     def deactivate(self, input: DeactivateInput) -> UpdateAnswer:
@@ -197,33 +185,11 @@ class PimActivationWorkflow(PimRunCore):
 
     # ---- signals and query ----------------------------------------------------------------------
 
-    @workflow.signal(name=PimContract.SIGNAL_BENEFICIARY_LEFT)
-    def beneficiary_left(self, left: BeneficiaryLeft) -> None:
-        if self._left is None:
-            self._left = left
-            self._wakes += 1
-
     @workflow.signal(name=PimContract.SIGNAL_SUSPENDED)
     def suspended(self, suspended: Suspended) -> None:
         if self._suspended is None:
             self._suspended = suspended
             self._wakes += 1
-
-    @workflow.signal(name=PimContract.SIGNAL_REFUSED_ATTEMPT)
-    def refused_attempt(self, attempt: RefusedAttempt) -> None:
-        self.tell(
-            "refused_attempt",
-            attempt.actor.employee_id,
-            f"{attempt.action} refused: {attempt.reason}",
-            action=attempt.action,
-            reason=attempt.reason,
-            attempted_at=attempt.at.isoformat(),
-        )
-        self._wakes += 1
-
-    @workflow.query(name=PimContract.QUERY_DETAILS)
-    def details(self) -> RequestView:
-        return self._view()
 
     # ---- the activation's life ------------------------------------------------------------------
 

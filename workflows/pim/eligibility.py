@@ -17,7 +17,7 @@ from html import escape
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.access.request_core import error_cause
+from workflows.access.request_story import error_cause
 from workflows.approval import ApprovalEngine, ApprovalResult
 from workflows.pim.core import PimRunCore
 
@@ -25,9 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.access.request import (
         BeneficiaryInput,
         BeneficiaryLeft,
-        DecideInput,
         Refusal,
-        RefusedAttempt,
         RequestStatus,
         RequestView,
         ReserveInput,
@@ -49,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         Suspended,
         eligibility_key,
     )
-    from domain.pim.approval import ActivationSubject
+    from domain.pim.approval import EligibilityExtensionSubject
     from domain.pim.graph import AssignEligibilityInput, RemoveEligibilityInput
     from domain.pim.rules import EligibilityEndRefused, eligibility_end, eligibility_reminder
     from domain.stubs import access as access_activity
@@ -89,16 +87,6 @@ class PimEligibilityWorkflow(PimRunCore):
         self._wakes = 0
 
     # ---- updates --------------------------------------------------------------------------------
-
-    @workflow.update(name=EligibilityContract.UPDATE_DECIDE)
-    def decide(self, input: DecideInput) -> UpdateAnswer:
-        message = self._approval.decide(input.actor.employee_id, input.decision, input.comment)
-        self._wakes += 1
-        return self._answer(message)
-
-    @decide.validator
-    def _may_decide(self, input: DecideInput) -> None:
-        self._approval.validate_decision(input.actor.employee_id)
 
     @workflow.update(name=EligibilityContract.UPDATE_REMOVE)
     def remove(self, input: RemoveEligibilityAsk) -> UpdateAnswer:
@@ -159,12 +147,6 @@ class PimEligibilityWorkflow(PimRunCore):
 
     # ---- signals and query ----------------------------------------------------------------------
 
-    @workflow.signal(name=EligibilityContract.SIGNAL_BENEFICIARY_LEFT)
-    def beneficiary_left(self, left: BeneficiaryLeft) -> None:
-        if self._left is None:
-            self._left = left
-            self._wakes += 1
-
     @workflow.signal(name=EligibilityContract.SIGNAL_SUSPENDED)
     def suspended(self, suspended: Suspended) -> None:
         self._suspended = suspended
@@ -176,22 +158,6 @@ class PimEligibilityWorkflow(PimRunCore):
         if self._suspended is not None:
             self._restored = restored
             self._wakes += 1
-
-    @workflow.signal(name=EligibilityContract.SIGNAL_REFUSED_ATTEMPT)
-    def refused_attempt(self, attempt: RefusedAttempt) -> None:
-        self.tell(
-            "refused_attempt",
-            attempt.actor.employee_id,
-            f"{attempt.action} refused: {attempt.reason}",
-            action=attempt.action,
-            reason=attempt.reason,
-            attempted_at=attempt.at.isoformat(),
-        )
-        self._wakes += 1
-
-    @workflow.query(name=EligibilityContract.QUERY_DETAILS)
-    def details(self) -> RequestView:
-        return self._view()
 
     # ---- the eligibility's life -----------------------------------------------------------------
 
@@ -475,15 +441,16 @@ class PimEligibilityWorkflow(PimRunCore):
         at = eligibility_reminder(self._ends_at, self._granted_at)
         return at if at is not None and at not in self._reminded else None
 
-    def _subject(self) -> ActivationSubject:
-        role = self._role
-        assert role is not None
-        return ActivationSubject(
-            activation_id=workflow.info().workflow_id,
-            role_name=f"eligibility for {role.role.display_name}",
+    def _subject(self) -> EligibilityExtensionSubject:
+        role, ask = self._role, self._extend
+        assert role is not None and ask is not None
+        end = self._asked_end(ask)
+        return EligibilityExtensionSubject(
+            eligibility_id=workflow.info().workflow_id,
+            role_name=role.role.display_name,
             employee_id=self._employee_id,
-            duration="longer",
-            justification=self._extend.justification if self._extend else "",
+            new_end=f"{end:%Y-%m-%d %H:%M} UTC" if end else "no end",
+            justification=ask.justification,
             manager_id=self._manager,
         )
 

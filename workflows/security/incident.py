@@ -18,7 +18,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.access.request_core import error_cause
+from workflows.access.request_story import error_cause
 
 with workflow.unsafe.imports_passed_through():
     from domain.access.request import NotifyInput, Refusal
@@ -90,8 +90,12 @@ class IncidentWorkflow:
         )
 
     @workflow.update(name=IncidentContract.UPDATE_RESTORE)
-    def restore(self, ask: RestoreAsk) -> IncidentView:
+    async def restore(self, ask: RestoreAsk) -> IncidentView:
+        """Answers once the suspension is lifted (sign-in back, eligibilities told)."""
         self._restore = ask
+        await workflow.wait_condition(
+            lambda: self._view.status in (IncidentStatus.RESTORED, IncidentStatus.FAILED)
+        )
         return self._view
 
     @restore.validator
