@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 900
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run status test lint fmt bench bench-intake bench-reviews clean clean-state
+.PHONY: help install run status test lint fmt bench bench-intake bench-reviews bench-pim clean clean-state
 
 help:
 	@echo "make run          start the local stack (Temporal, Graph + SCIM emulators, worker, API)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench        joiner throughput benchmark"
 	@echo "make bench-intake HR intake: cost of the inbound checks and the event-id record"
 	@echo "make bench-reviews access review of 100,000 items, start to applied, hires meanwhile"
+	@echo "make bench-pim    PIM activation to Graph, and 50 incidents at once, hires meanwhile"
 	@echo "make lint / fmt   ruff check / ruff format"
 	@echo "make clean        remove the virtualenv and caches (keeps .tenure)"
 	@echo "make clean-state  remove .tenure: the local stack's workflows, directories, credentials"
@@ -61,6 +62,9 @@ bench-intake: $(STAMP)
 
 bench-reviews: $(STAMP)
 	$(PY) -m bench.reviews
+
+bench-pim: $(STAMP)
+	$(PY) -m bench.pim
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -180,7 +180,8 @@ async def act_on_run(
     update_name: str,
     update: BaseModel,
     prefixes: tuple[str, ...] = (REQUEST_ID_PREFIX,),
-) -> UpdateAnswer:
+    result_type: type[Any] = UpdateAnswer,
+) -> Any:
     """Run the update; map its refusal to a status (and record a NOT_ALLOWED one in the run).
     Requests and PIM runs share the refusal types and the refused-attempt signal."""
     if not request_id.startswith(prefixes):
@@ -188,7 +189,7 @@ async def act_on_run(
     handle = temporal_of(request).get_workflow_handle(request_id)
     try:
         async with asyncio.timeout(services_of(request).update_timeout.total_seconds()):
-            return await handle.execute_update(update_name, update, result_type=UpdateAnswer)
+            return await handle.execute_update(update_name, update, result_type=result_type)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if not isinstance(cause, ApplicationError):

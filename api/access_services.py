@@ -28,6 +28,7 @@ from api.settings import ApiSettings
 from audit.store import AccessRecordStore
 from domain.policy.file import load_policy
 from domain.policy.model import Policy
+from domain.security.incident import IncidentContract
 
 ACCESS_PREFIX = "/v1/access"
 # Every request's workflow id starts so (`request_workflow_id`); anything else is not a request, and
@@ -54,6 +55,7 @@ class AccessServices:
     known_callers: KnownCallers = field(default_factory=KnownCallers)
     # The SIEM's bearer token (incidents); None: not configured.
     siem_token: str | None = field(default=None, repr=False)
+    security_task_queue: str = IncidentContract.TASK_QUEUE
     query_timeout: timedelta = QUERY_TIMEOUT
     update_timeout: timedelta = UPDATE_TIMEOUT
 
@@ -70,6 +72,7 @@ class AccessServices:
                 else None
             ),
             siem_token=settings.siem_token,
+            security_task_queue=settings.security_task_queue,
         )
 
     async def aclose(self) -> None:

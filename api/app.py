@@ -53,6 +53,7 @@ from api.review_models import (
 from api.reviews import router as reviews_router
 from api.routes import allowed_methods
 from api.settings import ApiSettings
+from api.sod import router as sod_router
 from connection.temporal import connect, temporal_is_healthy
 from domain.audit import AccessChange
 from domain.lifecycle.events import MAX_EVENTS_PER_BATCH, HrEvent
@@ -237,6 +238,7 @@ def create_app(
     app.include_router(pim_eligibilities_router)
     app.include_router(incidents_siem_router)
     app.include_router(incidents_router)
+    app.include_router(sod_router)
     _document_body_models(app)
     return app
 

@@ -50,6 +50,7 @@ from api.caller import Caller
 from api.pim_models import (
     ActivationAccepted,
     ActivationList,
+    AlertList,
     DeactivateBody,
     EligibleRole,
     EligibleRoles,
@@ -68,6 +69,7 @@ from domain.pim.activation import (
     activation_workflow_id,
     eligibility_key,
 )
+from domain.pim.alerts import AlertKind
 from domain.pim.rules import ActivationAsk, Eligibility, Refusal, activation_refusal
 from domain.search_attributes import EMPLOYEE_ID
 
@@ -354,6 +356,39 @@ async def my_pim_approvals(caller: CallerDep, store: StoreDep) -> ActivationList
     views = await asyncio.to_thread(store.awaiting_decision, caller.employee_id)
     found = [RequestSummary.of(v) for v in views if v.package_id.startswith("pim")]
     return ActivationList(activations=found, count=len(found))
+
+
+# ---- alerts -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/alerts",
+    response_model=AlertList,
+    summary="PIM alerts (auditors and administrators)",
+    description=(
+        "What the scheduled PIM alert scan found: roles held outside Tenure, permanent active "
+        "assignments, too many holders, activations too frequent, eligible people who never "
+        "activate. An alert stays open while its cause persists and is raised again only if it "
+        "comes back after being resolved. `all=true` lists resolved ones too."
+    ),
+    responses=problem_responses(s401=UNAUTHENTICATED, s403="Not an auditor", s422="Invalid query"),
+)
+async def list_alerts(
+    request: Request,
+    caller: CallerDep,
+    store: StoreDep,
+    kind: Annotated[AlertKind | None, Query()] = None,
+    all: Annotated[bool, Query(description="Resolved alerts too.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> AlertList:
+    if not (
+        caller.is_auditor or caller.employee_id in services_of(request).policy.access.administrators
+    ):
+        raise ProblemException(
+            403, "Not allowed", "only auditors and administrators read PIM alerts"
+        )
+    alerts = await asyncio.to_thread(store.list_alerts, open_only=not all, kind=kind, limit=limit)
+    return AlertList(alerts=alerts, count=len(alerts))
 
 
 # ---- helpers -------------------------------------------------------------------------------------

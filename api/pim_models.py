@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.access_models import RequestSummary
 from domain.access.request import RequestStatus
+from domain.pim.alerts import PimAlert
 from domain.pim.roles import PrivilegedRole, RoleKind
 from domain.policy.values import Duration, describe_duration
 
@@ -117,3 +118,8 @@ class EligibilityList(BaseModel):
 
 def _shown(value: timedelta) -> str:
     return describe_duration(value)
+
+
+class AlertList(BaseModel):
+    alerts: list[PimAlert]
+    count: int

@@ -14,6 +14,7 @@ from audit.store import URL_VAR, AccessRecordError, record_url_from_env
 from connection.temporal import TemporalSettings, TemporalSettingsError
 from domain.lifecycle.identity import IdentityContract
 from domain.policy.file import DEFAULT_POLICY_PATH, policy_path_from_env
+from domain.security.incident import IncidentContract
 
 
 class SettingsError(ValueError):
@@ -38,6 +39,8 @@ class ApiSettings:
     # The SIEM/SOAR tools' own bearer token for POST /v1/security/incidents (TENURE_SIEM_TOKEN
     # or TENURE_SIEM_TOKEN_FILE); None: that endpoint answers 503 saying what to set.
     siem_token: str | None = field(default=None, repr=False)
+    # Where incidents run (the worker's TENURE_SECURITY_TASK_QUEUE).
+    security_task_queue: str = IncidentContract.TASK_QUEUE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -59,6 +62,7 @@ class ApiSettings:
             access_record_db=_optional_path(env, "TENURE_ACCESS_RECORD_DB"),
             access_record_url=_access_record_url(env),
             siem_token=_secret(env, "TENURE_SIEM_TOKEN"),
+            security_task_queue=env.get("TENURE_SECURITY_TASK_QUEUE") or cls.security_task_queue,
         )
 
 

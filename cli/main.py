@@ -16,6 +16,7 @@ from cli import (
     requests_cmd,
     reviews_cmd,
     schedules_cmd,
+    sod_cmd,
     stack_cmd,
     temporal_cmd,
 )
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     requests_cmd.register(groups)
     reviews_cmd.register(groups)
     pim_cmd.register(groups)
+    sod_cmd.register(groups)
     audit_cmd.register(groups)
     temporal_cmd.register(groups)
     schedules_cmd.register(groups)

@@ -11,6 +11,7 @@ tenure pim approvals
 tenure pim approve pim-activation-...        (or deny)
 tenure pim assign E1001 user-admin [--until 2027-03-01T00:00Z | --permanent]   (administrators)
 tenure pim unassign E1001 user-admin                                           (administrators)
+tenure pim alerts [--all] [--kind outside_tenure]                              (auditors)
 tenure security restore INC-42 --reason "false positive"                       (administrators)
 """
 
@@ -78,6 +79,11 @@ def register(groups: argparse._SubParsersAction) -> None:
     unassign.add_argument("role_id")
     unassign.add_argument("--reason", default="")
     unassign.set_defaults(handler=with_api(_unassign))
+
+    alerts = commands.add_parser("alerts", help="PIM alerts the scheduled scan raised (auditors)")
+    alerts.add_argument("--all", action="store_true", help="resolved alerts too")
+    alerts.add_argument("--kind", help="only this kind, e.g. outside_tenure")
+    alerts.set_defaults(handler=with_api(_alerts))
 
     security = groups.add_parser("security", help="security incidents")
     incident = security.add_subparsers(dest="security_command", required=True, metavar="COMMAND")
@@ -227,6 +233,28 @@ def _unassign(args: argparse.Namespace, client: Any, console: Console) -> int:
     path = f"{PIM}/eligibilities/{args.employee_id}/{args.role_id}"
     answer = call(client, "DELETE", path, json={"reason": args.reason})
     console.print(escape(answer["message"]))
+    return 0
+
+
+def _alerts(args: argparse.Namespace, client: Any, console: Console) -> int:
+    params: dict[str, str] = {"all": "true"} if args.all else {}
+    if args.kind:
+        params["kind"] = args.kind
+    answer = call(client, "GET", f"{PIM}/alerts", params=params)
+    if not answer["alerts"]:
+        console.print("No PIM alert is open." if not args.all else "No PIM alert was ever raised.")
+    for alert in answer["alerts"]:
+        state = f"resolved {when(alert['resolved_at'])}" if alert["resolved_at"] else "open"
+        print_entry(
+            console,
+            alert["alert_id"],
+            [
+                escape(alert["text"]),
+                state,
+                f"first {when(alert['first_raised_at'])}",
+                f"raised {alert['times_raised']}x" if alert["times_raised"] > 1 else "",
+            ],
+        )
     return 0
 
 

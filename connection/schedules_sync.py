@@ -49,7 +49,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.detective.sod_contract import SodContract, SodScanInput
 from domain.detective.sweep import OrphanSweepContract, sweep_input
+from domain.pim.alert_scan import AlertScanInput, PimAlertContract
 from domain.policy.model import OrphanSweepSettings, Policy
 from domain.reviews.campaign import CampaignInput, ReviewContract, schedule_id
 from domain.reviews.definition import ReviewDefinition
@@ -160,6 +162,10 @@ def desired_schedules(
         found[OrphanSweepContract.SCHEDULE_ID] = orphan_sweep_schedule(
             policy.orphan_sweep, policy, task_queue
         )
+    if policy.access.sod and policy.access.sod_scan.enabled:
+        found[SodContract.SCAN_SCHEDULE_ID] = sod_scan_schedule(policy, task_queue)
+    if policy.pim.roles and policy.pim.alerts.enabled:
+        found[PimAlertContract.SCHEDULE_ID] = pim_alert_schedule(policy, task_queue)
     for review_id, definition in sorted(policy.reviews.items()):
         if definition.recurrence is not None:
             found[schedule_id(review_id)] = review_schedule(
@@ -191,6 +197,37 @@ def orphan_sweep_schedule(
         ),
         spec=spec,
         # A sweep still running (a slow directory) is not doubled up by the next one.
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    return _fingerprinted(schedule, runs=None)
+
+
+def pim_alert_schedule(policy: Policy, task_queue: str) -> Schedule:
+    every = timedelta(seconds=policy.pim.alerts.every_seconds)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            PimAlertContract.WORKFLOW,
+            AlertScanInput().model_dump(mode="json"),
+            id=PimAlertContract.ID_PREFIX.rstrip("-"),
+            task_queue=task_queue,
+            static_summary="PIM alert scan",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    return _fingerprinted(schedule, runs=None)
+
+
+def sod_scan_schedule(policy: Policy, task_queue: str) -> Schedule:
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            SodContract.SCAN_WORKFLOW,
+            SodScanInput().model_dump(mode="json"),
+            id="sod-scan",
+            task_queue=task_queue,
+            static_summary=f"SoD check of everyone ({len(policy.access.sod)} rules)",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=policy.access.sod_scan.every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     return _fingerprinted(schedule, runs=None)
@@ -531,7 +568,11 @@ async def _delete(client: Client, sid: str) -> None:
 
 
 def _looks_like_ours(sid: str) -> bool:
-    return sid == OrphanSweepContract.SCHEDULE_ID or sid.startswith(ReviewContract.SCHEDULE_PREFIX)
+    return sid in (
+        OrphanSweepContract.SCHEDULE_ID,
+        PimAlertContract.SCHEDULE_ID,
+        SodContract.SCAN_SCHEDULE_ID,
+    ) or sid.startswith(ReviewContract.SCHEDULE_PREFIX)
 
 
 def _summary_of(schedule: Schedule) -> str:

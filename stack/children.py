@@ -16,6 +16,9 @@ from stack.processes import Child
 TEMPORAL = "temporal"
 GRAPH = "graph"
 WORKER = "worker"
+# Incidents' worker: a process of its own, so a burst of hires never takes the CPU an emergency
+# revoke needs (TENURE_WORKER_QUEUES, workers/main.py).
+SECURITY_WORKER = "security-worker"
 API = "api"
 
 
@@ -132,11 +135,12 @@ def scim_child(config: StackConfig, creds: Credentials, app: str) -> Child:
     return Child(name, argv, config.logs_dir / f"{name}.log", env)
 
 
-def worker_child(config: StackConfig, creds: Credentials) -> Child:
+def worker_child(config: StackConfig, creds: Credentials, name: str = WORKER) -> Child:
+    """The Tenure worker: identities and reviews, or (SECURITY_WORKER) incidents alone."""
     argv = [sys.executable, "-m", "workers.main"]
-    return Child(
-        WORKER, argv, config.logs_dir / f"{WORKER}.log", _child_env(tenure_env(config, creds))
-    )
+    queues = "security" if name == SECURITY_WORKER else "identity,reviews"
+    env = _child_env({**tenure_env(config, creds), "TENURE_WORKER_QUEUES": queues})
+    return Child(name, argv, config.logs_dir / f"{name}.log", env)
 
 
 def api_child(config: StackConfig, creds: Credentials) -> Child:

@@ -63,7 +63,9 @@ async def temporal_ready(address: str, namespace: str) -> str | None:
     return None
 
 
-async def worker_polling(client: Client, namespace: str, since_epoch: float) -> str | None:
+async def worker_polling(
+    client: Client, namespace: str, since_epoch: float, task_queue: str = TASK_QUEUE
+) -> str | None:
     """A worker polls the workflow task queue, and polled after `since_epoch`.
 
     The server lists pollers for minutes after they go away, so a poller last seen before this
@@ -72,7 +74,7 @@ async def worker_polling(client: Client, namespace: str, since_epoch: float) -> 
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=namespace,
-            task_queue=TaskQueue(name=TASK_QUEUE),
+            task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         ),
         timeout=RPC_TIMEOUT,
@@ -80,7 +82,7 @@ async def worker_polling(client: Client, namespace: str, since_epoch: float) -> 
     for poller in response.pollers:
         if poller.last_access_time.ToDatetime().timestamp() >= since_epoch:
             return None
-    return f"no worker polls task queue {TASK_QUEUE!r} yet"
+    return f"no worker polls task queue {task_queue!r} yet"
 
 
 async def wait_ready(child: Child, probe: Probe, what: str, within_s: float) -> None:

@@ -28,6 +28,7 @@ from connection.search_attributes_setup import (
     ensure_search_attributes,
 )
 from domain.lifecycle.identity import IdentityContract
+from domain.security.incident import IncidentContract
 from stack import children, readiness
 from stack.banner import print_banner, print_demo_people
 from stack.config import StackConfig, StackConfigError
@@ -45,7 +46,7 @@ from stack.stack_file import read_stack_file, remove_stack_file, write_stack_fil
 from stack.status import pid_alive
 
 READY_TIMEOUT = {"temporal": 60.0, "emulator": 30.0, "worker": 90.0, "api": 60.0}
-RESTARTABLE = (children.WORKER, children.API)
+RESTARTABLE = (children.WORKER, children.SECURITY_WORKER, children.API)
 # A child that dies sooner than this after its start counts as a quick failure.
 QUICK_FAILURE_SECONDS = 30.0
 MAX_QUICK_FAILURES = 5
@@ -115,8 +116,10 @@ class Stack:
 
         self.say("starting the Tenure worker and API")
         worker = self._spawn(children.worker_child(config, creds))
+        security = self._spawn(children.worker_child(config, creds, children.SECURITY_WORKER))
         api = self._spawn(children.api_child(config, creds))
         await self._wait_worker(worker)
+        await self._wait_worker(security)
         await self._ensure_schedules()
         await self._wait_api(api)
 
@@ -156,10 +159,12 @@ class Stack:
     async def _wait_worker(self, worker: Child) -> None:
         assert self.client is not None
         client, since = self.client, time.time() - (time.monotonic() - worker.started_at)
+        security = worker.name == children.SECURITY_WORKER
+        queue = IncidentContract.TASK_QUEUE if security else readiness.TASK_QUEUE
         await readiness.wait_ready(
             worker,
-            lambda: readiness.worker_polling(client, self.config.namespace, since),
-            "Tenure worker",
+            lambda: readiness.worker_polling(client, self.config.namespace, since, queue),
+            "Tenure security worker" if security else "Tenure worker",
             READY_TIMEOUT["worker"],
         )
 
@@ -289,7 +294,8 @@ class Stack:
         task.add_done_callback(self.background.discard)
 
     async def _report_ready(self, child: Child) -> None:
-        wait = self._wait_worker if child.name == children.WORKER else self._wait_api
+        workers = (children.WORKER, children.SECURITY_WORKER)
+        wait = self._wait_worker if child.name in workers else self._wait_api
         try:
             await wait(child)
         except NotReadyError as exc:

@@ -24,6 +24,7 @@ from activities.detective.sweep import MANAGED_QUERY, SweepActivities
 from activities.graph.client import GraphSettings, build_graph_client
 from activities.scim.client import ScimAppSettings, scim_app_clients
 from connection.schedules_sync import sync_schedules
+from domain.access.policy import SodScanSettings
 from domain.detective.sweep import (
     GRAPH,
     OrphanSweepContract,
@@ -32,6 +33,7 @@ from domain.detective.sweep import (
     SweepSettings,
 )
 from domain.lifecycle.identity import LifecycleStage
+from domain.pim.roles import PimSettings
 from domain.policy.model import Policy
 from tests.support.graph_emulator import EmulatorControl, running_graph_emulator
 from tests.support.identities import start_identities
@@ -228,12 +230,19 @@ async def test_apply_respects_the_cap_and_protection(
     assert (await dirs.graph_enabled())["BG1"] is True
 
 
+def sweep_only(policy: Policy) -> Policy:
+    """The policy without what schedules other detective work (reviews, PIM, the SoD scan)."""
+    no_scan = policy.access.model_copy(update={"sod_scan": SodScanSettings(enabled=False)})
+    return policy.model_copy(update={"reviews": {}, "pim": PimSettings(), "access": no_scan})
+
+
 async def test_schedule_is_created_once_and_follows_the_policy(
     env: WorkflowEnvironment, demo_policy: Policy
 ) -> None:
     client = env.client
-    # The sweep's schedule alone: the demo policy's recurring reviews have schedules of their own.
-    demo_policy = demo_policy.model_copy(update={"reviews": {}})
+    # The sweep's schedule alone: the demo policy's recurring reviews, PIM alerts and SoD scan
+    # have schedules of their own.
+    demo_policy = sweep_only(demo_policy)
     first = await sync_schedules(client, demo_policy, "tenure-identity")
     again = await sync_schedules(client, demo_policy, "tenure-identity")
     assert first.created == again.unchanged == [OrphanSweepContract.SCHEDULE_ID]
@@ -274,7 +283,7 @@ async def test_a_triggered_schedule_runs_a_dry_sweep(
     env: WorkflowEnvironment, world: tuple[Directories, str], demo_policy: Policy
 ) -> None:
     _, queue = world
-    policy = demo_policy.model_copy(update={"apps": {APP: demo_policy.apps[APP]}, "reviews": {}})
+    policy = sweep_only(demo_policy).model_copy(update={"apps": {APP: demo_policy.apps[APP]}})
     assert (await sync_schedules(env.client, policy, queue)).created
     handle = env.client.get_schedule_handle(OrphanSweepContract.SCHEDULE_ID)
     try:

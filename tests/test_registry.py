@@ -15,8 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.access.requests import AccessActivities
+from activities.detective.sod import SodActivities
 from activities.detective.sweep import SweepActivities
 from activities.graph.activities import GraphActivities
+from activities.pim.alerts import PimAlertActivities
 from activities.pim.graph import PimGraphActivities
 from activities.pim.tickets import TicketActivities
 from activities.policy import PolicyActivities
@@ -47,6 +49,8 @@ PRODUCTION = (
     PimGraphActivities,
     TicketActivities,
     IncidentActivities,
+    PimAlertActivities,
+    SodActivities,
 )
 
 

@@ -40,7 +40,17 @@ def test_histories_are_recorded() -> None:
     # retention, a hire withdrawn before its start date, and a mover; and access requests (two
     # stages then expiry, an SoD denial, escalation then timeout, an extension, a leaver's).
     names = {p.stem.split("-")[0] for p in HISTORIES}
-    kinds = {"identity", "joiner", "leaver", "retention", "mover", "access", "review"}
+    kinds = {
+        "identity",
+        "joiner",
+        "leaver",
+        "retention",
+        "mover",
+        "access",
+        "review",
+        "pim",
+        "incident",
+    }
     assert names == kinds and len(HISTORIES) >= 17
     requests = {p.stem for p in HISTORIES if p.stem.startswith("access-request-")}
     assert {
@@ -56,6 +66,19 @@ def test_histories_are_recorded() -> None:
     shared = (ROOT / "access-request-revoke-keeps-birthright.json").read_text()
     assert '"name": "access.release"' in shared
     assert "release_access" in (ROOT / "identity-RA6-ledger-release.json").read_text()
+    # PIM: an approved activation ending on time, one ended early, one ended by an incident that
+    # was then lifted, and an eligibility an administrator removed.
+    pim = {p.stem for p in HISTORIES if p.stem.startswith(("pim-", "incident-"))}
+    assert {
+        "pim-activation-approved-expired",
+        "pim-activation-deactivated-early",
+        "pim-activation-ended-by-incident",
+        "pim-eligibility-removed",
+        "incident-suspend-restore",
+        # Recorded before the cut-off at once (patch incident-cut-off-at-once): it keeps replaying.
+        "incident-suspend-restore-in-turn",
+    } <= pim
+    assert '"name": "restore"' in (ROOT / "incident-suspend-restore.json").read_text()
     # A review campaign: two stages, an operator ending stage 1, the cap confirmed; its batches.
     campaign = (ROOT / "review-campaign-two-stages.json").read_text()
     assert '"name": "reviews.apply_batch"' in campaign and "confirm_apply" in campaign

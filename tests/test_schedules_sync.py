@@ -48,7 +48,9 @@ from connection.schedules_sync import (
     sync_schedules,
 )
 from connection.temporal import TemporalSettings, connect
+from domain.detective.sod_contract import SodContract
 from domain.detective.sweep import OrphanSweepContract, sweep_input
+from domain.pim.alert_scan import PimAlertContract
 from domain.policy.file import DEFAULT_POLICY_PATH
 from domain.policy.model import Policy
 from domain.reviews.campaign import CampaignInput, ReviewContract
@@ -59,6 +61,8 @@ from tests.support.temporal_dev import target_host, temporal_dev_server
 
 SWEEP = OrphanSweepContract.SCHEDULE_ID
 Q1 = "tenure-review-q1"
+ALERTS = PimAlertContract.SCHEDULE_ID
+SOD = SodContract.SCAN_SCHEDULE_ID
 QUEUE = "tenure-identity"
 NAMESPACES = ("life", "foreign", "legacy", "dry", "trigger", "runs", "fires", "cli", "stack")
 REPO = Path(__file__).resolve().parents[1]
@@ -413,19 +417,28 @@ async def test_the_command(server: WorkflowEnvironment, tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert "namespace sched-cli" in ran.stdout
-    assert _outcomes(ran.stdout) == {SWEEP: "created", Q1: "created"}
+    # The demo policy names PIM roles and SoD rules: their scans are scheduled too.
+    assert _outcomes(ran.stdout) == {
+        SWEEP: "created",
+        Q1: "created",
+        ALERTS: "created",
+        SOD: "created",
+    }
 
     code, out, err = await tenure(environ, "schedules", "sync", "--dry-run")
-    assert (code, _outcomes(out)) == (0, {SWEEP: "unchanged", Q1: "unchanged"}), err
+    assert (code, _outcomes(out)) == (
+        0,
+        {SWEEP: "unchanged", Q1: "unchanged", ALERTS: "unchanged", SOD: "unchanged"},
+    ), err
     assert "dry run" in out
 
     client = await client_for(server, "cli")
-    await until_listed(client, {SWEEP, Q1})
+    await until_listed(client, {SWEEP, Q1, ALERTS, SOD})
     await client.get_schedule_handle(Q1).pause(note="audit")
     code, out, err = await tenure(environ, "schedules", "list")
     assert code == 0, err
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
-    assert set(rows) == {SWEEP, Q1}
+    assert set(rows) == {SWEEP, Q1, ALERTS, SOD}
     assert " tenure " in rows[Q1] and " paused " in rows[Q1] and "[audit]" in rows[Q1]
     assert "2047-01-31 00:00 UTC" in rows[Q1] and "Finance quarterly access" in rows[Q1]
     assert " active " in rows[SWEEP]

@@ -9,6 +9,7 @@ access record store, audit/store.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,9 +19,11 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.access.requests import AccessActivities
+from activities.detective.sod import SodActivities
 from activities.detective.sweep import SweepActivities
 from activities.graph.activities import GraphActivities
 from activities.graph.client import GraphSettings, build_graph_client
+from activities.pim.alerts import PimAlertActivities
 from activities.pim.graph import PimGraphActivities
 from activities.pim.tickets import TicketActivities, TicketingSettings
 from activities.policy import PolicyActivities
@@ -40,6 +43,7 @@ from connection.temporal import TemporalSettings, TemporalSettingsError, connect
 from domain.lifecycle.identity import IdentityContract
 from domain.policy.file import PolicyFileError, load_policy, policy_path_from_env
 from domain.reviews.campaign import ReviewContract
+from domain.security.incident import IncidentContract
 from workers import registry
 
 log = logging.getLogger("tenure.worker")
@@ -89,50 +93,105 @@ async def run_worker() -> None:
     )
     task_queue = os.environ.get("TENURE_TASK_QUEUE") or IdentityContract.TASK_QUEUE
     review_queue = os.environ.get("TENURE_REVIEW_TASK_QUEUE") or ReviewContract.TASK_QUEUE
+    security_queue = os.environ.get("TENURE_SECURITY_TASK_QUEUE") or IncidentContract.TASK_QUEUE
     # Checked against the stubs workflows call: a missing one stops the worker here.
     pim_graph = PimGraphActivities(graph_client)
     tickets = TicketActivities(TicketingSettings.from_env(), http)
-    incidents = IncidentActivities(client, IncidentGraph(graph_client), policy, store)
+    # An incident's cut-off makes the leaver's and the activations' Graph calls itself.
+    incidents = IncidentActivities(
+        client, IncidentGraph(graph_client), policy, store, graph, pim_graph
+    )
+    alerts = PimAlertActivities(graph_client, store, policy)
+    sod = SodActivities(client, store, policy)
     activities = registry.activities(
-        plans, access, record, graph, scim, sweep, reviews, pim_graph, tickets, incidents
+        plans,
+        access,
+        record,
+        graph,
+        scim,
+        sweep,
+        reviews,
+        pim_graph,
+        tickets,
+        incidents,
+        alerts,
+        sod,
     )
 
-    worker = Worker(
-        client,
-        workflow_runner=workflow_runner(),
-        # Identity workflows live for years and stay cached between events; a cache smaller than
-        # the people in flight evicts running joiners and makes the worker replay them.
-        max_cached_workflows=int(os.environ.get("TENURE_MAX_CACHED_WORKFLOWS", "5000")),
-        task_queue=task_queue,
-        workflows=registry.WORKFLOWS,
-        activities=activities,
-    )
-    # Campaign work polls its own queue with its own slots: a 100k-item review keeps its batches
-    # and removals there, and hires on the main queue do not wait behind them.
-    review_worker = Worker(
-        client,
-        workflow_runner=workflow_runner(),
-        task_queue=review_queue,
-        workflows=registry.REVIEW_WORKFLOWS,
-        activities=activities,
-        max_concurrent_activities=int(os.environ.get("TENURE_REVIEW_ACTIVITIES", "8")),
-    )
+    queues = {"identity": task_queue, "reviews": review_queue, "security": security_queue}
+    chosen = worker_queues(os.environ.get("TENURE_WORKER_QUEUES", ""))
+    workers = []
+    if "identity" in chosen:
+        workers.append(
+            Worker(
+                client,
+                workflow_runner=workflow_runner(),
+                # Identity workflows live for years and stay cached between events; a cache
+                # smaller than the people in flight evicts running joiners and replays them.
+                max_cached_workflows=int(os.environ.get("TENURE_MAX_CACHED_WORKFLOWS", "5000")),
+                task_queue=task_queue,
+                workflows=registry.WORKFLOWS,
+                activities=activities,
+            )
+        )
+    if "reviews" in chosen:
+        # Campaign work polls its own queue with its own slots: a 100k-item review keeps its
+        # batches and removals there, and hires on the main queue do not wait behind them.
+        workers.append(
+            Worker(
+                client,
+                workflow_runner=workflow_runner(),
+                task_queue=review_queue,
+                workflows=registry.REVIEW_WORKFLOWS,
+                activities=activities,
+                max_concurrent_activities=int(os.environ.get("TENURE_REVIEW_ACTIVITIES", "8")),
+            )
+        )
+    if "security" in chosen:
+        # Incidents have their own queue and slots (and, where the process runs only this
+        # queue, their own CPU): an emergency revoke is picked up at once whatever the backlog.
+        workers.append(
+            Worker(
+                client,
+                workflow_runner=workflow_runner(),
+                task_queue=security_queue,
+                workflows=registry.SECURITY_WORKFLOWS,
+                activities=activities,
+            )
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "worker polling %r and %r on %s (namespace %s) with policy %s",
-        task_queue,
-        review_queue,
+        "worker polling %s on %s (namespace %s) with policy %s",
+        ", ".join(repr(queues[name]) for name in chosen),
         temporal.address,
         temporal.namespace,
         policy_path,
     )
-    async with worker, review_worker:
+    async with contextlib.AsyncExitStack() as running:
+        for one in workers:
+            await running.enter_async_context(one)
         await stop.wait()
     await http.aclose()
     log.info("worker stopped")
+
+
+WORKER_QUEUES = ("identity", "reviews", "security")
+
+
+def worker_queues(raw: str) -> list[str]:
+    """TENURE_WORKER_QUEUES: which queues this process polls (default all three), so incidents
+    can have a process of their own: `identity,reviews` here, `security` there."""
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()] or list(WORKER_QUEUES)
+    unknown = [n for n in names if n not in WORKER_QUEUES]
+    if unknown:
+        raise ValueError(
+            f"TENURE_WORKER_QUEUES={raw!r}: unknown {', '.join(unknown)} "
+            f"(expected some of {', '.join(WORKER_QUEUES)})"
+        )
+    return list(dict.fromkeys(names))
 
 
 def main() -> int:

@@ -24,6 +24,7 @@ LIFECYCLE_WORKFLOWS: list[type] = lifecycle.WORKFLOWS
 ACCESS_WORKFLOWS: list[type] = access.WORKFLOWS
 DETECTIVE_WORKFLOWS: list[type] = detective.WORKFLOWS
 PIM_WORKFLOWS: list[type] = pim.WORKFLOWS
+# Incidents run on their own queue too (IncidentContract.TASK_QUEUE).
 SECURITY_WORKFLOWS: list[type] = security.WORKFLOWS
 # The main task queue's workflows. Access reviews run on their own queue
 # (ReviewContract.TASK_QUEUE), so a campaign's batches never queue ahead of a hire.
@@ -32,10 +33,9 @@ WORKFLOWS: list[type] = [
     *ACCESS_WORKFLOWS,
     *DETECTIVE_WORKFLOWS,
     *PIM_WORKFLOWS,
-    *SECURITY_WORKFLOWS,
 ]
 REVIEW_WORKFLOWS: list[type] = reviews.WORKFLOWS
-ALL_WORKFLOWS: list[type] = [*WORKFLOWS, *REVIEW_WORKFLOWS]
+ALL_WORKFLOWS: list[type] = [*WORKFLOWS, *REVIEW_WORKFLOWS, *SECURITY_WORKFLOWS]
 
 
 class RegistryError(ValueError):

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from domain.approval.stages import ApprovalStage, ApproverKind
+from domain.approval.stages import ApprovalStage, ApproverKind, ApproverSource
 from domain.holdings import ResourceRef, app_role
 from domain.holdings import group as group_ref
 from domain.policy.values import (
@@ -248,19 +248,66 @@ class SodRef(_Strict):
 SOD_KINDS = ("package", "group", "pim", "app")
 
 
+class SodRemediation(StrEnum):
+    """What a violation found after the fact (a move, birthright, a PIM activation) starts."""
+
+    NOTIFY = "notify"  # the owners are told, nothing changes
+    REMOVE_NEWEST = "remove_newest"  # the newest package or PIM grant is ended
+    EXCEPTION = "exception"  # the owners approve an exception for a while, or the newest goes
+
+
+def _owners_stage() -> list[ApprovalStage]:
+    # `owner` resolves to the rule's owners, or to the access administrators where it names none.
+    return [ApprovalStage(name="owners", approvers=[ApproverSource(kind=ApproverKind.OWNER)])]
+
+
+class SodException(_Strict):
+    """How an exception to an SoD rule is approved, and how long one holds before the violation
+    is checked again."""
+
+    # At least one stage: an exception nobody approves would be no control at all.
+    stages: list[ApprovalStage] = Field(default_factory=_owners_stage, min_length=1, max_length=10)
+    duration: Duration = timedelta(days=90)
+
+
 class SodRule(_Strict):
     """Any two of `incompatible` must never be held together, whichever came first."""
 
     name: PolicyId
     description: str = ""
     incompatible: list[SodRef] = Field(min_length=2)
+    remediation: SodRemediation = SodRemediation.NOTIFY
+    # Who is told of a violation and, as `owner` in the exception's stages, who decides on it.
+    # None named: the access administrators.
+    owners: list[EmployeeId] = Field(default_factory=list)
+    # Only with `remediation: exception`; absent there, one stage of the owners and 90 days.
+    exception: SodException | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> SodRule:
         keys = [r.key for r in self.incompatible]
         if len(set(keys)) != len(keys):
             raise ValueError(f"sod rule {self.name!r}: an entry is listed twice")
+        if len(set(self.owners)) != len(self.owners):
+            raise ValueError(f"sod rule {self.name!r}: an owner is listed twice")
+        if self.exception is not None and self.remediation is not SodRemediation.EXCEPTION:
+            raise ValueError(
+                f"sod rule {self.name!r}: exception settings apply only to remediation: exception"
+            )
         return self
+
+    @property
+    def exception_policy(self) -> SodException:
+        """The exception's stages and duration, the defaults where the rule names none."""
+        return self.exception or SodException()
+
+
+class SodScanSettings(_Strict):
+    """The scheduled check of everyone against the SoD rules (`tenure-sod-scan`); a move checks
+    the person moved at once whatever this says."""
+
+    enabled: bool = True
+    every: Duration = timedelta(hours=24)
 
 
 class AccessSettings(_Strict):
@@ -269,6 +316,7 @@ class AccessSettings(_Strict):
     catalogs: dict[PolicyId, Catalog] = Field(default_factory=dict)
     packages: dict[PolicyId, AccessPackage] = Field(default_factory=dict)
     sod: list[SodRule] = Field(default_factory=list)
+    sod_scan: SodScanSettings = SodScanSettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AccessSettings:

@@ -166,6 +166,9 @@ class SuspendIdentityResult(BaseModel):
     already: bool = False
     held_by: str | None = None  # the incident that holds them
     activations: list[str] = Field(default_factory=list)  # PIM activations to end
+    # The privileged roles those activations hold now: the incident takes them out of Graph at
+    # once, alongside sign-in, rather than wait for each activation's own end.
+    roles: list[ResourceRef] = Field(default_factory=list)
     eligibilities: list[str] = Field(default_factory=list)  # PIM eligibility runs to suspend
     packages: list[str] = Field(default_factory=list)  # package grants set aside
     manager_id: str | None = None

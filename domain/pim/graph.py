@@ -44,6 +44,16 @@ class RoleTarget(BaseModel):
             kind=role.kind, template_id=role.template_id, group=role.group, access=role.access
         )
 
+    @classmethod
+    def of_resource(cls, resource: ResourceRef) -> RoleTarget | None:
+        """The role a ledger resource names; None for anything that is not a privileged role."""
+        if resource.kind is ResourceKind.DIRECTORY_ROLE:
+            return cls(kind=RoleKind.DIRECTORY_ROLE, template_id=resource.target)
+        if resource.kind is ResourceKind.PRIVILEGED_GROUP:
+            access = GroupAccess(resource.role or GroupAccess.MEMBER.value)
+            return cls(kind=RoleKind.PRIVILEGED_GROUP, group=resource.target, access=access)
+        return None
+
     @property
     def resource(self) -> ResourceRef:
         """The role as the holdings ledger names it."""

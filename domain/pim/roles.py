@@ -4,6 +4,9 @@ or privileged groups (member or owner), each with its activation settings.
 Validated at load with the path and the reason (docs/architecture.md, rule 6): a default longer
 than the maximum, a ticket pattern that does not compile, approval required with no stage, an
 eligibility expiry the role's own settings forbid.
+
+`alerts` sets the detective scan of privileged access (`tenure-pim-alerts`,
+workflows/detective/pim_alerts.py): how often it runs, its thresholds, and who is told.
 """
 
 from __future__ import annotations
@@ -23,10 +26,18 @@ from pydantic import (
 )
 
 from domain.approval.stages import ApprovalStage, ApproverSource
-from domain.policy.values import Duration, NonEmpty, describe_duration
+from domain.policy.values import (
+    Duration,
+    EmployeeId,
+    NonEmpty,
+    describe_duration,
+    interval_seconds,
+)
 
 RoleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_ROLE_ID = r"^[a-z0-9][a-z0-9-]{0,47}$"
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 # An activation lasts at most this long whatever a role says (Entra allows 24 h; bounded is the
 # rule, the bound is the organisation's).
 MAX_ACTIVATION = timedelta(days=7)
@@ -144,8 +155,58 @@ class PrivilegedRole(_Strict):
         return self
 
 
+class PimAlertSettings(_Strict):
+    """The scheduled scan for privileged access gone wrong (domain/pim/alerts.py).
+
+    It runs `every` (an interval, at least 1m) unless `enabled` is false. A role has too many
+    holders above its `max_holders` entry (by the policy's role id or a template id; a role without
+    one has no limit); a person activates too often with more than `max_activations` activations
+    of one role within `activation_window`; an eligible person is idle when eligible for
+    `never_activated_days` without activating the role in that time. `notify` (employee ids) are
+    mailed each alert when it is raised.
+    """
+
+    enabled: bool = True
+    every: str = "1h"
+    # Global Administrator can change everything, PIM included: few should hold it at once.
+    max_holders: dict[str, int] = Field(default_factory=lambda: {GLOBAL_ADMINISTRATOR: 5})
+    max_activations: int = Field(10, ge=1)
+    activation_window: Duration = timedelta(days=7)
+    never_activated_days: int = Field(30, ge=1, le=3650)
+    notify: list[EmployeeId] = Field(default_factory=list)
+
+    @field_validator("every")
+    @classmethod
+    def _every_parses(cls, value: str) -> str:
+        if interval_seconds(value) < 60:
+            raise ValueError(f"every {value!r}: must be at least 1m")
+        return value
+
+    @field_validator("max_holders")
+    @classmethod
+    def _holder_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        limits: dict[str, int] = {}
+        for key, limit in value.items():
+            if re.match(_GUID, key):
+                key = key.lower()  # Graph's ids compare without case
+            elif not re.match(_ROLE_ID, key):
+                raise ValueError(f"max_holders {key!r}: expected a role id or a template id (GUID)")
+            if limit < 0:
+                raise ValueError(f"max_holders {key!r}: {limit} is below 0")
+            if key in limits:
+                raise ValueError(f"max_holders names {key} twice")
+            limits[key] = limit
+        return limits
+
+    @property
+    def every_seconds(self) -> int:
+        return interval_seconds(self.every)
+
+
 class PimSettings(_Strict):
     roles: dict[RoleId, PrivilegedRole] = Field(default_factory=dict)
+    # The detective scan's settings (on by default, with Entra's usual thresholds).
+    alerts: PimAlertSettings = PimAlertSettings()
 
     @model_validator(mode="after")
     def _distinct_targets(self) -> PimSettings:
@@ -159,4 +220,29 @@ class PimSettings(_Strict):
             if target in seen:
                 raise ValueError(f"roles {seen[target]} and {rid} both name {target}")
             seen[target] = rid
+        return self
+
+    @model_validator(mode="after")
+    def _alert_limits_resolve(self) -> PimSettings:
+        # A limit naming a role that is not there would silently limit nothing.
+        by_template: dict[str, str] = {}
+        for key in self.alerts.max_holders:
+            if re.match(_GUID, key):
+                template = key
+            else:
+                role = self.roles.get(key)
+                if role is None:
+                    raise ValueError(f"alerts.max_holders: {key!r} is not a role under pim.roles")
+                if role.kind is not RoleKind.DIRECTORY_ROLE or role.template_id is None:
+                    raise ValueError(
+                        f"alerts.max_holders: {key!r} is a privileged group; the scan counts "
+                        "holders of directory roles only"
+                    )
+                template = role.template_id.lower()
+            if template in by_template:
+                raise ValueError(
+                    f"alerts.max_holders: {by_template[template]!r} and {key!r} both name "
+                    f"directory role {template}"
+                )
+            by_template[template] = key
         return self

@@ -78,6 +78,9 @@ class IncidentView(BaseModel):
 
 class IncidentContract:
     WORKFLOW = "IncidentWorkflow"
+    # Incidents poll their own queue with their own slots: a burst of hires never queues ahead
+    # of an emergency revoke.
+    TASK_QUEUE = "tenure-security"
     ID_PREFIX = "incident-"
     # The API's call: waits until the person is resolved, then answers (once per POST).
     UPDATE_ACKNOWLEDGE = "acknowledge"
@@ -118,6 +121,7 @@ class IncidentActivityNames:
     SUSPEND_IDENTITY = "security.suspend_identity"
     RESTORE_IDENTITY = "security.restore_identity"
     SECURITY_SETTINGS = "policy.security_settings"
+    CUT_OFF = "security.cut_off"
 
 
 class ResolvePersonInput(BaseModel):
@@ -149,3 +153,16 @@ class RestorePersonInput(BaseModel):
     employee_id: str
     incident_id: str
     by: str
+
+
+class CutOffInput(BaseModel):
+    employee_id: str
+    incident_id: str
+
+
+class CutOffResult(BaseModel):
+    """What the emergency cut-off did in Graph, read from Graph and the record alone (never the
+    person's identity workflow, whose queue may be busy with hires)."""
+
+    graph_user_id: str | None  # None: no account in Graph
+    roles_removed: list[str] = Field(default_factory=list)  # activations whose role was removed

@@ -17,11 +17,13 @@ from domain.stubs import (
     graph,
     lifecycle,
     pim,
+    pim_alerts,
     pim_graph,
     record,
     reviews,
     scim,
     security,
+    sod,
     sweep,
 )
 
@@ -40,7 +42,9 @@ def all_stubs() -> list[Callable[..., Any]]:
             reviews,
             pim,
             pim_graph,
+            pim_alerts,
             security,
+            sod,
         )
         for fn in (getattr(module, name) for name in module.__all__)
     ]

@@ -6,6 +6,8 @@ from temporalio import activity
 
 from domain.lifecycle.identity import RestoreIdentityResult, SuspendIdentityResult
 from domain.security.incident import (
+    CutOffInput,
+    CutOffResult,
     IncidentActivityNames,
     RecordIncidentInput,
     ResolvedPerson,
@@ -16,6 +18,7 @@ from domain.security.incident import (
 )
 
 __all__ = [
+    "cut_off",
     "record_incident",
     "resolve_person",
     "restore_identity",
@@ -46,4 +49,9 @@ async def security_settings() -> SecurityContacts:
 
 @activity.defn(name=IncidentActivityNames.RECORD_INCIDENT)
 async def record_incident(input: RecordIncidentInput) -> None:
+    raise NotImplementedError
+
+
+@activity.defn(name=IncidentActivityNames.CUT_OFF)
+async def cut_off(input: CutOffInput) -> CutOffResult:
     raise NotImplementedError

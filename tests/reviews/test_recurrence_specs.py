@@ -48,12 +48,18 @@ by-hand:
 """
 
 
-def policy_with_reviews(reviews: dict[str, Any] | str = REVIEWS, *, sweep: bool = True) -> Policy:
-    """The demo policy with these reviews (YAML text or dicts), as a policy file would hold them."""
+def policy_with_reviews(
+    reviews: dict[str, Any] | str = REVIEWS, *, sweep: bool = True, detective: bool = False
+) -> Policy:
+    """The demo policy with these reviews (YAML text or dicts), as a policy file would hold them;
+    without the PIM alert and SoD scan schedules unless `detective`."""
     raw = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
     raw["reviews"] = yaml.safe_load(reviews) if isinstance(reviews, str) else reviews
     if not sweep:
         raw.pop("orphan_sweep", None)
+    if not detective:
+        raw.pop("pim", None)
+        raw["access"]["sod_scan"] = {"enabled": False}
     return Policy.model_validate(raw)
 
 

@@ -147,6 +147,10 @@ class FakeIncidentGraph:
     def __init__(self, directory: FakeDirectory) -> None:
         self._directory = directory
 
+    async def user_id_of(self, employee_id: str) -> str | None:
+        user = self._directory.users.get(employee_id)
+        return user["id"] if user else None
+
     async def employee_id_of(self, key: str) -> str | None:
         for employee_id, user in self._directory.users.items():
             if key in (user.get("id"), user.get("upn")):
@@ -239,6 +243,8 @@ async def pim_worker(
         FakeIncidentGraph(directory),  # type: ignore[arg-type]
         policy,
         store,
+        directory,
+        harness.pim,
     )
     async with Worker(
         env.client,

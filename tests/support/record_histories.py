@@ -45,6 +45,13 @@ from domain.lifecycle.identity import LifecycleStage
 from domain.lifecycle.joiner import joiner_workflow_id
 from domain.lifecycle.leaver import leaver_workflow_id, retention_workflow_id
 from domain.lifecycle.mover import mover_workflow_id
+from domain.pim.activation import (
+    DeactivateInput,
+    EligibilityContract,
+    PimContract,
+    RemoveEligibilityAsk,
+    eligibility_workflow_id,
+)
 from domain.policy.file import DEFAULT_POLICY_PATH, load_policy
 from domain.reviews.campaign import (
     CampaignProgress,
@@ -57,10 +64,21 @@ from domain.reviews.campaign import (
 )
 from domain.reviews.definition import ReviewDefinition
 from domain.reviews.items import ReviewerItem
+from domain.security.incident import (
+    IncidentAck,
+    IncidentContract,
+    IncidentInput,
+    IncidentReport,
+    IncidentView,
+    RestoreAsk,
+    Severity,
+    incident_workflow_id,
+)
 from tests.support.access import (
     AccessHarness,
     access_test_policy,
     access_worker,
+    kinds,
     until_request,
     until_status,
     until_waiting,
@@ -68,6 +86,7 @@ from tests.support.access import (
 from tests.support.fake_directory import FakeDirectory
 from tests.support.identity_signal import signal_hr_event
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities, until
+from tests.support.pim import PimHarness, pim_test_policy, pim_worker
 from tests.support.reviews import ReviewWorld, review_world
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -415,10 +434,96 @@ async def _when_loaded(batch: WorkflowHandle, reviewer: str) -> list[ReviewerIte
     raise AssertionError(f"{batch.id} never loaded its items")
 
 
+async def record_pim() -> dict[str, str]:
+    """PIM and incidents: an eligibility (granted, then removed by an administrator), an
+    activation approved and removed at its end, one ended early by its holder, and an incident
+    that ends an activation and suspends an eligibility, then a restore."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            policy = pim_test_policy()
+            async with pim_worker(env, policy, FakeDirectory(), Path(tmp) / "r.db") as org:
+                return await _record_pim(org)
+    finally:
+        await env.shutdown()
+
+
+async def _record_pim(org: PimHarness) -> dict[str, str]:
+    await org.hire("PBOSS")
+    for person in ("PADMIN", "PAPPROVER", "PSEC", "RP1", "RP2", "RP3"):
+        await org.hire(person, manager_id="PBOSS")
+    client = org.env.client
+    for person, role in (("RP1", "global-admin"), ("RP2", "user-admin"), ("RP3", "user-admin")):
+        await until_status(await org.make_eligible(person, role), RequestStatus.GRANTED)
+    approved = await org.activate("RP1", "global-admin", ticket=None)
+    await until_request(approved, lambda v: v.waiting_on is not None, "waiting")
+    await org.decide(approved, "PAPPROVER")
+    await until_status(approved, RequestStatus.GRANTED)
+    await org.env.sleep(timedelta(hours=2, minutes=1))
+    await until_status(approved, RequestStatus.EXPIRED)
+
+    early = await org.activate("RP2", "user-admin", duration=timedelta(hours=4))
+    await until_status(early, RequestStatus.GRANTED)
+    await org.update(
+        early,
+        PimContract.UPDATE_DEACTIVATE,
+        DeactivateInput(actor=Actor(employee_id="RP2"), reason="done"),
+    )
+    await until_status(early, RequestStatus.REVOKED)
+    removed = client.get_workflow_handle(eligibility_workflow_id("RP2", "user-admin"))
+    await org.update(
+        removed,
+        EligibilityContract.UPDATE_REMOVE,
+        RemoveEligibilityAsk(actor=Actor(employee_id="PADMIN"), reason="rotation over"),
+    )
+    await until_status(removed, RequestStatus.REVOKED)
+
+    held = await org.activate("RP3", "user-admin", duration=timedelta(hours=4))
+    await until_status(held, RequestStatus.GRANTED)
+    incident = await client.start_workflow(
+        IncidentContract.WORKFLOW,
+        IncidentInput(
+            report=IncidentReport(
+                incident_id="REC-1",
+                user="RP3",
+                severity=Severity.HIGH,
+                title="impossible travel",
+                source="sentinel",
+            ),
+            received_at=await org.env.get_current_time(),
+            record_search_attributes=False,
+        ),
+        id=incident_workflow_id("REC-1"),
+        task_queue=org.queue,
+    )
+    await incident.execute_update(IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck)
+    await until_status(held, RequestStatus.REVOKED)
+    await incident.execute_update(
+        IncidentContract.UPDATE_RESTORE,
+        RestoreAsk(actor_id="PADMIN", reason="false positive"),
+        result_type=IncidentView,
+    )
+    await _wait_closed(client, incident.id)
+    eligible = client.get_workflow_handle(eligibility_workflow_id("RP3", "user-admin"))
+    await until_request(eligible, lambda v: bool(kinds(v, "restored")), "restored")
+    return {
+        "pim-activation-approved-expired": await _history(client, approved.id),
+        "pim-activation-deactivated-early": await _history(client, early.id),
+        "pim-activation-ended-by-incident": await _history(client, held.id),
+        "pim-eligibility-removed": await _history(client, removed.id),
+        "incident-suspend-restore": await _history(client, incident.id),
+    }
+
+
+RECORDERS = {"reviews": record_reviews, "pim": record_pim}
+
 if __name__ == "__main__":
     HISTORIES.mkdir(exist_ok=True)
-    # `reviews`: only the review campaign's histories (the others are left as they are).
-    recorder = record_reviews if sys.argv[1:] == ["reviews"] else record
+    # `reviews` or `pim`: only those histories (the others are left as they are).
+    recorder = RECORDERS[sys.argv[1]] if sys.argv[1:] else record
     for name, history in asyncio.run(recorder()).items():
         path = HISTORIES / f"{name}.json"
         path.write_text(history)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 from workflows.lifecycle.identity_core import IdentityCore
 
 with workflow.unsafe.imports_passed_through():
     from domain.audit import AccessChange
+    from domain.detective.sod_contract import StartCheckInput
     from domain.holdings import ResourceKind, app_account, group
     from domain.lifecycle import ledger
-    from domain.lifecycle.events import HrEvent, WorkerRecord
+    from domain.lifecycle.events import HrEvent, WorkerRecord, event_digest
     from domain.lifecycle.identity import (
         AccessItem,
         EventOutcome,
@@ -33,6 +35,12 @@ with workflow.unsafe.imports_passed_through():
         mover_workflow_id,
     )
     from domain.lifecycle.record import birthright_grants, removals
+    from domain.stubs import sod as sod_activity
+    from workflows.steps.retry import NOTICE
+
+
+# Runs that start an SoD check of the person after a move that added access.
+SOD_CHECK_AFTER_MOVE_PATCH = "sod-check-after-move"
 
 
 class MoveSteps(IdentityCore):
@@ -134,6 +142,27 @@ class MoveSteps(IdentityCore):
         if result.managers_mailed:
             notes.append(f"told {', '.join(result.managers_mailed)}")
         self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
+        if result.added and workflow.patched(SOD_CHECK_AFTER_MOVE_PATCH):
+            await self._check_sod(event)
+
+    async def _check_sod(self, event: HrEvent) -> None:
+        """Access a move added may complete an SoD pair with something already held: check the
+        person now (the scheduled scan would find it, but a day later)."""
+        try:
+            await workflow.execute_activity(
+                sod_activity.start_check,
+                StartCheckInput(
+                    employee_id=self._state.employee_id,
+                    reason=f"move {event.event_id}",
+                    key=event_digest(event)[:12],
+                    task_queue=workflow.info().task_queue,
+                ),
+                # Minutes, not the provisioning day: the person's next event waits on this.
+                **NOTICE,
+            )
+        except ActivityError as err:
+            # The move stands; the scheduled scan still checks this person.
+            workflow.logger.warning("SoD check after %s not started: %s", event.event_id, err)
 
     def _mover_changes(self, event: HrEvent, old: list[AccessItem]) -> list[AccessChange]:
         """Birthright a move added, and what it removed from the directory (not what a grace

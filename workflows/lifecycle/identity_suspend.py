@@ -51,6 +51,12 @@ def suspend(state: IdentityState, ask: SuspendIdentityInput) -> SuspendIdentityR
         stage=state.stage,
         manager_id=worker.manager_id if worker else None,
         activations=[h.request_id for h in state.packages if h.grant_kind is GrantKind.PIM],
+        roles=[
+            r
+            for h in state.packages
+            if h.grant_kind is GrantKind.PIM and h.status == "granted"
+            for r in h.resources
+        ],
         eligibilities=[
             h.request_id for h in state.packages if h.grant_kind is GrantKind.PIM_ELIGIBILITY
         ],

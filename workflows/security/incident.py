@@ -12,8 +12,9 @@ back (unless a leave came meanwhile), with what is still valid.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from html import escape
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.provisioning import SetAccountEnabledInput, UserIdInput
     from domain.search_attributes import EMPLOYEE_ID
     from domain.security.incident import (
+        CutOffInput,
         IncidentAck,
         IncidentContract,
         IncidentInput,
@@ -43,7 +45,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.stubs import access as access_activity
     from domain.stubs import graph as graph_activity
     from domain.stubs import security as security_activity
-    from workflows.steps.retry import NOTICE, POLICY_LOOKUP, PROVISIONING
+    from workflows.steps.retry import NOTICE, POLICY_LOOKUP, PROVISIONING, URGENT_LOCAL
+
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+# Runs that cut sign-in, sessions and roles off from Graph and the record at once, alongside the
+# identity's bookkeeping, as local activities (before it: regular activities, the identity
+# first, then sign-in, then each PIM run told in turn, the roles left to their own ends).
+CUT_OFF_AT_ONCE_PATCH = "incident-cut-off-at-once"
 
 
 @workflow.defn(name=IncidentContract.WORKFLOW)
@@ -66,6 +77,7 @@ class IncidentWorkflow:
         self._acks = 0
         self._restore: RestoreAsk | None = None
         self._contacts = SecurityContacts()
+        self._at_once = False
 
     # ---- the SIEM's call and the administrator's ------------------------------------------------
 
@@ -119,10 +131,9 @@ class IncidentWorkflow:
     async def run(self, input: IncidentInput) -> IncidentView:
         report = input.report
         self._show()
-        person = await workflow.execute_activity(
-            security_activity.resolve_person,
-            ResolvePersonInput(user=report.user),
-            **PROVISIONING,
+        self._at_once = workflow.patched(CUT_OFF_AT_ONCE_PATCH)
+        person = await self._act(
+            security_activity.resolve_person, ResolvePersonInput(user=report.user)
         )
         if person.employee_id is None:
             self._step("rejected", f"not applied: {person.how}")
@@ -149,29 +160,67 @@ class IncidentWorkflow:
         return self._view
 
     async def _suspend(self, employee_id: str) -> None:
+        if not self._at_once:
+            return await self._suspend_in_turn(employee_id)
         now = workflow.now()
-        # Sign-in first: the entity's answer carries the Graph id, and nothing else is faster.
+        incident_id = self._view.incident_id
+        # The identity's bookkeeping and Graph's cut-off at once: the cut-off reads Graph and the
+        # record only, so a busy identity queue (a burst of hires) never delays it.
+        held, cut, self._contacts = await asyncio.gather(
+            self._act(
+                security_activity.suspend_identity,
+                SuspendPersonInput(employee_id=employee_id, incident_id=incident_id, at=now),
+            ),
+            self._act(
+                security_activity.cut_off,
+                CutOffInput(employee_id=employee_id, incident_id=incident_id),
+            ),
+            workflow.execute_local_activity(security_activity.security_settings, **POLICY_LOOKUP),
+        )
+        self._suspended_step(held)
+        if cut.graph_user_id is None:
+            self._step("no_account", "no Graph account: nothing to disable")
+        else:
+            self._step("disabled_sign_in", "sign-in disabled (accountEnabled false)")
+            self._step("revoked_sessions", "sign-in sessions revoked")
+        for run_id in cut.roles_removed:
+            self._step("removed_role", f"the role of {run_id} removed from Graph", run=run_id)
+        suspended = Suspended(incident_id=incident_id, at=now)
+        runs = [*held.activations, *held.eligibilities]
+        await asyncio.gather(
+            *(self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended) for run_id in runs)
+        )
+        await self._suspended(held)
+
+    async def _suspend_in_turn(self, employee_id: str) -> None:
+        """Runs from before the cut-off at once: the identity first, then Graph, then each run."""
+        now = workflow.now()
         held, self._contacts = await asyncio.gather(
-            workflow.execute_activity(
+            self._act(
                 security_activity.suspend_identity,
                 SuspendPersonInput(
                     employee_id=employee_id, incident_id=self._view.incident_id, at=now
                 ),
-                **PROVISIONING,
             ),
             workflow.execute_local_activity(security_activity.security_settings, **POLICY_LOOKUP),
         )
+        self._suspended_step(held)
+        suspended = Suspended(incident_id=self._view.incident_id, at=now)
+        await self._cut_off(held)
+        for run_id in [*held.activations, *held.eligibilities]:
+            await self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended)
+        await self._suspended(held)
+
+    def _suspended_step(self, held: SuspendIdentityResult) -> None:
         if held.already and held.held_by != self._view.incident_id:
             self._step("already_suspended", f"already suspended by incident {held.held_by}")
         else:
-            self._step("suspended_identity", f"{employee_id} is suspended")
-        await self._cut_off(held)
-        suspended = Suspended(incident_id=self._view.incident_id, at=now)
+            self._step("suspended_identity", f"{held.employee_id} is suspended")
+
+    async def _suspended(self, held: SuspendIdentityResult) -> None:
         for run_id in held.activations:
-            await self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended)
             self._step("ended_activation", f"ending PIM activation {run_id}", run=run_id)
         for run_id in held.eligibilities:
-            await self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended)
             self._step("suspended_eligibility", f"suspending eligibility {run_id}", run=run_id)
         for run_id in held.packages:
             self._step("suspended_grant", f"package grant {run_id} set aside", run=run_id)
@@ -186,14 +235,11 @@ class IncidentWorkflow:
             return
         user = held.graph_user_id
         await asyncio.gather(
-            workflow.execute_activity(
+            self._act(
                 graph_activity.set_account_enabled,
                 SetAccountEnabledInput(user_id=user, enabled=False),
-                **PROVISIONING,
             ),
-            workflow.execute_activity(
-                graph_activity.revoke_sign_in_sessions, UserIdInput(user_id=user), **PROVISIONING
-            ),
+            self._act(graph_activity.revoke_sign_in_sessions, UserIdInput(user_id=user)),
         )
         self._step("disabled_sign_in", "sign-in disabled (accountEnabled false)")
         self._step("revoked_sessions", "sign-in sessions revoked")
@@ -261,6 +307,13 @@ class IncidentWorkflow:
         await self._record()
 
     # ---- helpers --------------------------------------------------------------------------------
+
+    async def _act(self, activity: Callable[[A], Awaitable[R]], arg: A) -> R:
+        """A step of the response: a local activity in runs that cut off at once (no task-queue
+        round trip per step), a regular one in runs from before."""
+        if self._at_once:
+            return await workflow.execute_local_activity(activity, arg, **URGENT_LOCAL)
+        return await workflow.execute_activity(activity, arg, **PROVISIONING)
 
     async def _tell(self, run_id: str, signal: str, arg: Any) -> None:
         try:

@@ -56,6 +56,14 @@ RECORD_LOCAL: workflow.LocalActivityConfig = {
     "retry_policy": PROVISIONING["retry_policy"],
 }
 
+# An emergency step (an incident's cut-off): run in the workflow's own worker, without a round
+# trip through the task queue per step; retried as provisioning is.
+URGENT_LOCAL: workflow.LocalActivityConfig = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(days=1),
+    "retry_policy": PROVISIONING["retry_policy"],
+}
+
 # A manager's own joiner may still be running: wait a while for them, then carry on without.
 WAIT_FOR_MANAGER: workflow.ActivityConfig = {
     "start_to_close_timeout": timedelta(seconds=30),
