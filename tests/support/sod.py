@@ -32,6 +32,8 @@ from domain.detective.sod_contract import (
     SodScanInput,
     SodScanTally,
     StartCheckInput,
+    StartedRemediations,
+    StartRemediationsInput,
     check_workflow_id,
     remediation_workflow_id,
 )
@@ -63,11 +65,21 @@ class ListedSod(SodActivities):
         self.pages: list[list[str]] = []
         # Off, a move starts no check of its own (a test of the scheduled scan alone).
         self.move_checks = True
+        # The checks and remediations started along the way, to terminate with the rest when the
+        # tests are over (a run left waiting would stall time skipping for later tests).
+        self.started_checks: list[str] = []
 
     @activity.defn(name=SodActivityNames.START_CHECK)
     async def start_check(self, input: StartCheckInput) -> None:
         if self.move_checks:
+            self.started_checks.append(f"{check_workflow_id(input.employee_id)}-{input.key}")
             await super().start_check(input)
+
+    @activity.defn(name=SodActivityNames.START_REMEDIATIONS)
+    async def start_remediations(self, input: StartRemediationsInput) -> StartedRemediations:
+        started = await super().start_remediations(input)
+        self.started_checks.extend(started.started)  # terminated with the rest, too
+        return started
 
     @activity.defn(name=SodActivityNames.LIST_MANAGED)
     async def list_managed(self, input: ListManagedInput) -> ManagedPage:
@@ -184,6 +196,7 @@ async def sod_worker(
         # Timers left running (an exception's end, a stage's deadline) would fire later with no
         # worker and stall time skipping.
         handles = [
+            *(env.client.get_workflow_handle(i) for i in sod.started_checks),
             *harness.remediations.values(),
             *harness.runs,
             *harness.requests,
