@@ -540,6 +540,57 @@ async def end_of_activation(
     return found, len(history.events)
 
 
+def _marker_times(event: Any) -> tuple[str, datetime | None]:
+    """A local activity's type and completion, from its marker's data."""
+    data = event.marker_recorded_event_attributes.details.get("data")
+    if data is None or not data.payloads:  # a patch's marker
+        return "", None
+    found = json.loads(data.payloads[0].data)
+
+    def when(key: str) -> datetime | None:
+        raw = found.get(key)
+        if not raw:
+            return None
+        return datetime.fromtimestamp(raw.get("seconds", 0) + raw.get("nanos", 0) / 1e9, UTC)
+
+    name = str(found.get("activity_type", "?")).split(".")[-1]
+    return name, when("complete_time")
+
+
+async def incident_timeline(client: Client, incident: Incident) -> dict[str, float]:
+    """Where one incident's run spent its time, in seconds from its POST: the run's start, each
+    workflow task's schedule, start and completion, each local activity's end, and the
+    acknowledgement's update."""
+    assert incident.posted_at is not None
+    history = await client.get_workflow_handle(
+        incident_workflow_id(incident.incident_id)
+    ).fetch_history()
+    found: dict[str, float] = {}
+
+    def put(key: str, at: datetime | None) -> None:
+        if at is not None:
+            n, base = 2, key
+            while key in found:  # the second workflow task, and so on
+                key, n = f"{base}_{n}", n + 1
+            found[key] = round((at - incident.posted_at).total_seconds(), 3)  # type: ignore[operator]
+
+    for event in history.events:
+        at = event.event_time.ToDatetime(tzinfo=UTC)
+        kind = event.WhichOneof("attributes") or "?"
+        if kind.startswith("workflow_task_") or kind.startswith("workflow_execution_update_"):
+            put(kind.removesuffix("_event_attributes"), at)
+        elif kind == "workflow_execution_started_event_attributes":
+            put("run_started", at)
+        elif kind == "marker_recorded_event_attributes":
+            name, completed = _marker_times(event)
+            if name:  # when it ran in the worker, and when its task's completion reached history
+                put(f"local_{name}_completed", completed)
+                put(f"local_{name}_recorded", at)
+        if len(found) > 40:
+            break
+    return dict(sorted(found.items(), key=lambda kv: kv[1]))
+
+
 async def incident_steps(
     api: httpx.AsyncClient, client: Client, admin: dict[str, str], incidents: list[Incident]
 ) -> dict[str, Any]:
@@ -559,7 +610,8 @@ async def incident_steps(
     statuses: dict[str, int] = {}
     lengths: dict[str, list[float]] = {"incident_run": [], "activation_run": []}
     slowest: dict[str, Any] = {}
-    worst = max(incidents, key=lambda i: i.all_s if i.all_s is not None else float("inf"))
+    by_speed = sorted(incidents, key=lambda i: i.all_s if i.all_s is not None else float("inf"))
+    worst, median = by_speed[-1], by_speed[len(by_speed) // 2]
     for inc in incidents:
         response = await api.get(f"/v1/security/incidents/{inc.incident_id}", headers=admin)
         if response.status_code != 200:
@@ -588,8 +640,14 @@ async def incident_steps(
         if inc is worst:
             ordered = sorted(mine.items(), key=lambda kv: kv[1])
             slowest = {"incident_id": inc.incident_id, **{k: round(v, 3) for k, v in ordered}}
+            slowest["run_from_post_s"] = await incident_timeline(client, inc)
     by_time = sorted(offsets.items(), key=lambda kv: percentile(kv[1], 50))
     return {
+        "median_incident_run_from_post_s": {
+            "incident_id": median.incident_id,
+            "all_three_s": median.all_s,
+            **await incident_timeline(client, median),
+        },
         "statuses": statuses,
         "step_offsets_from_received": {k: spread(v) for k, v in by_time},
         "slowest_incident_s": slowest,

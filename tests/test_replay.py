@@ -77,8 +77,15 @@ def test_histories_are_recorded() -> None:
         "incident-suspend-restore",
         # Recorded before the cut-off at once (patch incident-cut-off-at-once): it keeps replaying.
         "incident-suspend-restore-in-turn",
+        # Recorded before the cut-off first (patch incident-cut-off-first): the identity's
+        # suspension was a local activity beside the cut-off.
+        "incident-suspend-restore-at-once",
     } <= pim
-    assert '"name": "restore"' in (ROOT / "incident-suspend-restore.json").read_text()
+    incident = (ROOT / "incident-suspend-restore.json").read_text()
+    assert '"name": "restore"' in incident
+    # Today's: the identity's suspension is a regular activity, the cut-off a local one.
+    assert '"name": "security.suspend_identity"' in incident
+    assert '"name": "security.cut_off"' not in incident
     # A review campaign: two stages, an operator ending stage 1, the cap confirmed; its batches.
     campaign = (ROOT / "review-campaign-two-stages.json").read_text()
     assert '"name": "reviews.apply_batch"' in campaign and "confirm_apply" in campaign

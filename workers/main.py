@@ -15,7 +15,12 @@ import os
 import signal
 import sys
 
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import (
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.access.requests import AccessActivities
@@ -150,6 +155,10 @@ async def run_worker() -> None:
     if "security" in chosen:
         # Incidents have their own queue and slots (and, where the process runs only this
         # queue, their own CPU): an emergency revoke is picked up at once whatever the backlog.
+        # Every incident is a new run, and a new run's first task comes from the queue's shared
+        # (non-sticky) side, which the SDK's defaults poll with one poller: fifty incidents at
+        # once then waited 5-9 s in turn for it. Most of the pollers go to that side.
+        polls = security_workflow_polls(os.environ.get("TENURE_SECURITY_WORKFLOW_POLLS", ""))
         workers.append(
             Worker(
                 client,
@@ -157,6 +166,8 @@ async def run_worker() -> None:
                 task_queue=security_queue,
                 workflows=registry.SECURITY_WORKFLOWS,
                 activities=activities,
+                workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=polls),
+                nonsticky_to_sticky_poll_ratio=SECURITY_NEW_RUN_POLL_SHARE,
             )
         )
     stop = asyncio.Event()
@@ -179,6 +190,21 @@ async def run_worker() -> None:
 
 
 WORKER_QUEUES = ("identity", "reviews", "security")
+SECURITY_WORKFLOW_POLLS = 20
+SECURITY_NEW_RUN_POLL_SHARE = 0.75  # of them for new runs (15 of 20); the rest for runs cached here
+
+
+def security_workflow_polls(raw: str) -> int:
+    """TENURE_SECURITY_WORKFLOW_POLLS: workflow-task polls the security queue keeps open."""
+    if not raw.strip():
+        return SECURITY_WORKFLOW_POLLS
+    try:
+        polls = int(raw)
+    except ValueError:
+        polls = 0
+    if polls < 2:
+        raise ValueError(f"TENURE_SECURITY_WORKFLOW_POLLS={raw!r}: expected a whole number >= 2")
+    return polls
 
 
 def worker_queues(raw: str) -> list[str]:

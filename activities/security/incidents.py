@@ -192,4 +192,6 @@ class IncidentActivities:
 
     @activity.defn(name=IncidentActivityNames.RECORD_INCIDENT)
     async def record_incident(self, input: RecordIncidentInput) -> None:
-        self._store.record_incident(input.view)
+        # Off the event loop: a write that waits on the database lock must not hold up this
+        # worker's other incidents (their cut-offs run as local activities on the same loop).
+        await asyncio.to_thread(self._store.record_incident, input.view)

@@ -41,7 +41,7 @@ class ScopeKind(StrEnum):
     SERVICE_PRINCIPALS = (
         "service_principals"  # app-role assignments of these apps (workload identities)
     )
-    PRIVILEGED_ROLES = "privileged_roles"  # PIM eligibilities and activations (once PIM exists)
+    PRIVILEGED_ROLES = "privileged_roles"  # PIM eligibilities and activations (not yet reviewed)
 
 
 class ReviewScope(_Strict):
@@ -68,8 +68,8 @@ class ReviewScope(_Strict):
     def _complete(self) -> ReviewScope:
         if self.kind is ScopeKind.PRIVILEGED_ROLES:
             raise ValueError(
-                "privileged_roles: privileged role eligibilities and activations can be reviewed "
-                "once PIM is configured; this Tenure has no PIM roles yet"
+                "privileged_roles: reviews of PIM eligibilities and activations are not supported "
+                "yet (the PIM alerts and eligibility expiry cover them meanwhile)"
             )
         if self.kind is ScopeKind.BIRTHRIGHT:
             if self.names:

@@ -1,10 +1,13 @@
 """A security incident on the time-skipping server: a person holding an activation, a package
 and birthright is suspended at once (sign-in off, sessions revoked, the activation ended, the
 package and the eligibility set aside, birthright still recorded); a replay changes nothing;
-an administrator's restore gives back what is still valid; a stranger may not restore."""
+an administrator's restore gives back what is still valid; a stranger may not restore; and the
+cut-off does not wait for the person's identity when its queue is busy."""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -163,3 +166,29 @@ async def test_an_unknown_user_is_rejected_and_nothing_happens(org: PimHarness) 
     ack = await report(org, "INC-NOBODY", "nobody@contoso.example.com")
     assert ack.status is IncidentStatus.REJECTED and ack.employee_id is None
     assert "no Graph user" in ack.message
+
+
+async def test_the_cut_off_does_not_wait_for_a_busy_identity_queue(org: PimHarness) -> None:
+    # P40's identity runs on a queue of its own, then nobody polls it: as when a burst of hires
+    # keeps the identity workers busy. (The suspension completing is the first test's.)
+    assert org.worker_on is not None
+    elsewhere = dataclasses.replace(org, queue=f"pim-busy-{uuid.uuid4()}")
+    async with org.worker_on(elsewhere.queue):
+        await elsewhere.hire("P40", manager_id="PBOSS")
+    principal = org.principal("P40")
+    try:
+        ack = await report(org, "INC-P40", "P40")
+        # Answered, and cut off from Graph, while the identity has not taken the suspension.
+        assert ack.employee_id == "P40" and ack.status is IncidentStatus.SUSPENDING
+        assert org.directory.users["P40"]["enabled"] is False
+        revoked = org.directory.calls_named(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
+        assert any(c.input.user_id == principal for c in revoked)
+        waiting = await incident(org, "INC-P40")
+        assert waiting.status is IncidentStatus.SUSPENDING
+        steps = [s.kind for s in waiting.steps]
+        assert steps == ["resolved", "disabled_sign_in", "revoked_sessions"]
+    finally:
+        # Nobody will poll P40's queue again: end both runs here, not at the package's end (a
+        # run left waiting stalls time skipping for the tests after this one).
+        for run in (org.runs.pop(), org.identities.pop("P40")):
+            await run.terminate("test over")

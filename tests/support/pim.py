@@ -4,7 +4,7 @@ fake of Graph's PIM endpoints, and helpers to drive activations as the API does.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -162,6 +162,9 @@ class FakeIncidentGraph:
 class PimHarness(AccessHarness):
     pim: FakePimGraph = field(default_factory=FakePimGraph)
     runs: list[WorkflowHandle] = field(default_factory=list)
+    # A worker like the harness's own on another task queue: identities hired there can be left
+    # with nobody polling, as a burst of hires leaves them.
+    worker_on: Callable[[str], Worker] | None = None
 
     def principal(self, employee_id: str) -> str:
         return self.directory.users[employee_id]["id"]
@@ -246,19 +249,24 @@ async def pim_worker(
         directory,
         harness.pim,
     )
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[
-            *LIFECYCLE_WORKFLOWS,
-            *registry.ACCESS_WORKFLOWS,
-            *registry.PIM_WORKFLOWS,
-            *registry.SECURITY_WORKFLOWS,
-        ],
-        activities=lifecycle_activities(
-            policy, directory, access, record.record_request, harness.pim, incidents
-        ),
-    ):
+
+    def worker_on(task_queue: str) -> Worker:
+        return Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[
+                *LIFECYCLE_WORKFLOWS,
+                *registry.ACCESS_WORKFLOWS,
+                *registry.PIM_WORKFLOWS,
+                *registry.SECURITY_WORKFLOWS,
+            ],
+            activities=lifecycle_activities(
+                policy, directory, access, record.record_request, harness.pim, incidents
+            ),
+        )
+
+    harness.worker_on = worker_on
+    async with worker_on(queue):
         yield harness
         for handle in [*harness.runs, *harness.requests, *harness.identities.values()]:
             try:

@@ -1,11 +1,11 @@
 """One security incident about one person: `incident-{incident_id}` (the id is the SIEM's, so a
 replayed report reaches this same run and changes nothing).
 
-It resolves whom the report names, suspends them through their identity entity (which sets
-their package grants aside and lists their PIM runs, atomically with everything else about the
-person), then at once disables sign-in and revokes sessions, ends every activation, suspends
-every eligibility, tells the manager and the security contacts, and keeps each step in the
-record. It then waits, for as long as it takes, for an administrator's restore: sign-in comes
+It resolves whom the report names and at once disables sign-in, revokes sessions and removes
+their active roles from Graph. Meanwhile it suspends them through their identity entity (which
+sets their package grants aside and lists their PIM runs, atomically with everything else about
+the person), then ends every activation run, suspends every eligibility, tells the manager and
+the security contacts, and keeps each step in the record. It then waits, for as long as it takes, for an administrator's restore: sign-in comes
 back (unless a leave came meanwhile), with what is still valid.
 """
 
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.search_attributes import EMPLOYEE_ID
     from domain.security.incident import (
         CutOffInput,
+        CutOffResult,
         IncidentAck,
         IncidentContract,
         IncidentInput,
@@ -55,6 +56,11 @@ R = TypeVar("R")
 # identity's bookkeeping, as local activities (before it: regular activities, the identity
 # first, then sign-in, then each PIM run told in turn, the roles left to their own ends).
 CUT_OFF_AT_ONCE_PATCH = "incident-cut-off-at-once"
+# Runs that cut off before anything else, the identity's bookkeeping then following as a regular
+# activity: its update waits on the identity queue, and as a local activity it held the run's
+# first task open (and the SIEM's 202) until that queue got to it, past the task's timeout in a
+# burst of hires.
+CUT_OFF_FIRST_PATCH = "incident-cut-off-first"
 
 
 @workflow.defn(name=IncidentContract.WORKFLOW)
@@ -78,6 +84,7 @@ class IncidentWorkflow:
         self._restore: RestoreAsk | None = None
         self._contacts = SecurityContacts()
         self._at_once = False
+        self._cut_off_first = False
 
     # ---- the SIEM's call and the administrator's ------------------------------------------------
 
@@ -132,6 +139,7 @@ class IncidentWorkflow:
         report = input.report
         self._show()
         self._at_once = workflow.patched(CUT_OFF_AT_ONCE_PATCH)
+        self._cut_off_first = self._at_once and workflow.patched(CUT_OFF_FIRST_PATCH)
         person = await self._act(
             security_activity.resolve_person, ResolvePersonInput(user=report.user)
         )
@@ -164,20 +172,46 @@ class IncidentWorkflow:
             return await self._suspend_in_turn(employee_id)
         now = workflow.now()
         incident_id = self._view.incident_id
+        suspend = SuspendPersonInput(employee_id=employee_id, incident_id=incident_id, at=now)
         # The identity's bookkeeping and Graph's cut-off at once: the cut-off reads Graph and the
         # record only, so a busy identity queue (a burst of hires) never delays it.
-        held, cut, self._contacts = await asyncio.gather(
-            self._act(
-                security_activity.suspend_identity,
-                SuspendPersonInput(employee_id=employee_id, incident_id=incident_id, at=now),
-            ),
-            self._act(
-                security_activity.cut_off,
-                CutOffInput(employee_id=employee_id, incident_id=incident_id),
-            ),
-            workflow.execute_local_activity(security_activity.security_settings, **POLICY_LOOKUP),
+        if self._cut_off_first:
+            holding = workflow.start_activity(
+                security_activity.suspend_identity, suspend, **PROVISIONING
+            )
+            cut, self._contacts = await asyncio.gather(
+                self._act(
+                    security_activity.cut_off,
+                    CutOffInput(employee_id=employee_id, incident_id=incident_id),
+                ),
+                workflow.execute_local_activity(
+                    security_activity.security_settings, **POLICY_LOOKUP
+                ),
+            )
+            self._cut_off_steps(cut)
+            held = await holding
+            self._suspended_step(held)
+        else:
+            held, cut, self._contacts = await asyncio.gather(
+                self._act(security_activity.suspend_identity, suspend),
+                self._act(
+                    security_activity.cut_off,
+                    CutOffInput(employee_id=employee_id, incident_id=incident_id),
+                ),
+                workflow.execute_local_activity(
+                    security_activity.security_settings, **POLICY_LOOKUP
+                ),
+            )
+            self._suspended_step(held)
+            self._cut_off_steps(cut)
+        suspended = Suspended(incident_id=incident_id, at=now)
+        runs = [*held.activations, *held.eligibilities]
+        await asyncio.gather(
+            *(self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended) for run_id in runs)
         )
-        self._suspended_step(held)
+        await self._suspended(held)
+
+    def _cut_off_steps(self, cut: CutOffResult) -> None:
         if cut.graph_user_id is None:
             self._step("no_account", "no Graph account: nothing to disable")
         else:
@@ -185,12 +219,6 @@ class IncidentWorkflow:
             self._step("revoked_sessions", "sign-in sessions revoked")
         for run_id in cut.roles_removed:
             self._step("removed_role", f"the role of {run_id} removed from Graph", run=run_id)
-        suspended = Suspended(incident_id=incident_id, at=now)
-        runs = [*held.activations, *held.eligibilities]
-        await asyncio.gather(
-            *(self._tell(run_id, PimContract.SIGNAL_SUSPENDED, suspended) for run_id in runs)
-        )
-        await self._suspended(held)
 
     async def _suspend_in_turn(self, employee_id: str) -> None:
         """Runs from before the cut-off at once: the identity first, then Graph, then each run."""
