@@ -7,12 +7,16 @@ cut-off does not wait for the person's identity when its queue is busy."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from domain.access.request import RequestStatus
 from domain.holdings import GrantKind
@@ -32,8 +36,9 @@ from domain.security.incident import (
     incident_workflow_id,
 )
 from tests.support.access import kinds, until_status
+from tests.support.fake_directory import FakeDirectory
 from tests.support.lifecycle import until
-from tests.support.pim import PimHarness, pim_test_policy
+from tests.support.pim import PimHarness, pim_test_policy, pim_worker
 
 ROLE: RoleTarget = resolved_role(pim_test_policy(), "user-admin").target
 
@@ -168,27 +173,35 @@ async def test_an_unknown_user_is_rejected_and_nothing_happens(org: PimHarness) 
     assert "no Graph user" in ack.message
 
 
-async def test_the_cut_off_does_not_wait_for_a_busy_identity_queue(org: PimHarness) -> None:
+async def test_the_cut_off_does_not_wait_for_a_busy_identity_queue(tmp_path: Path) -> None:
+    # On a time-skipping server of its own: the identity's suspension is left waiting for good,
+    # which on the shared server stalled time skipping for every test after this one.
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    try:
+        async with pim_worker(env, pim_test_policy(), FakeDirectory(), tmp_path / "r.db") as org:
+            await _cut_off_while_the_identity_waits(org)
+    finally:
+        await env.shutdown()
+
+
+async def _cut_off_while_the_identity_waits(org: PimHarness) -> None:
     # P40's identity runs on a queue of its own, then nobody polls it: as when a burst of hires
     # keeps the identity workers busy. (The suspension completing is the first test's.)
+    await org.hire("PBOSS")
     assert org.worker_on is not None
     elsewhere = dataclasses.replace(org, queue=f"pim-busy-{uuid.uuid4()}")
     async with org.worker_on(elsewhere.queue):
         await elsewhere.hire("P40", manager_id="PBOSS")
     principal = org.principal("P40")
-    try:
-        ack = await report(org, "INC-P40", "P40")
-        # Answered, and cut off from Graph, while the identity has not taken the suspension.
-        assert ack.employee_id == "P40" and ack.status is IncidentStatus.SUSPENDING
-        assert org.directory.users["P40"]["enabled"] is False
-        revoked = org.directory.calls_named(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
-        assert any(c.input.user_id == principal for c in revoked)
-        waiting = await incident(org, "INC-P40")
-        assert waiting.status is IncidentStatus.SUSPENDING
-        steps = [s.kind for s in waiting.steps]
-        assert steps == ["resolved", "disabled_sign_in", "revoked_sessions"]
-    finally:
-        # Nobody will poll P40's queue again: end both runs here, not at the package's end (a
-        # run left waiting stalls time skipping for the tests after this one).
-        for run in (org.runs.pop(), org.identities.pop("P40")):
-            await run.terminate("test over")
+    ack = await report(org, "INC-P40", "P40")
+    # Answered, and cut off from Graph, while the identity has not taken the suspension.
+    assert ack.employee_id == "P40" and ack.status is IncidentStatus.SUSPENDING
+    assert org.directory.users["P40"]["enabled"] is False
+    revoked = org.directory.calls_named(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
+    assert any(c.input.user_id == principal for c in revoked)
+    waiting = await incident(org, "INC-P40")
+    assert waiting.status is IncidentStatus.SUSPENDING
+    assert [s.kind for s in waiting.steps] == ["resolved", "disabled_sign_in", "revoked_sessions"]

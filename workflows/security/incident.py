@@ -5,8 +5,9 @@ It resolves whom the report names and at once disables sign-in, revokes sessions
 their active roles from Graph. Meanwhile it suspends them through their identity entity (which
 sets their package grants aside and lists their PIM runs, atomically with everything else about
 the person), then ends every activation run, suspends every eligibility, tells the manager and
-the security contacts, and keeps each step in the record. It then waits, for as long as it takes, for an administrator's restore: sign-in comes
-back (unless a leave came meanwhile), with what is still valid.
+the security contacts, and keeps each step in the record. It then waits, for as long as it
+takes, for an administrator's restore: sign-in comes back (unless a leave came meanwhile), with
+what is still valid.
 """
 
 from __future__ import annotations
@@ -175,32 +176,24 @@ class IncidentWorkflow:
         suspend = SuspendPersonInput(employee_id=employee_id, incident_id=incident_id, at=now)
         # The identity's bookkeeping and Graph's cut-off at once: the cut-off reads Graph and the
         # record only, so a busy identity queue (a burst of hires) never delays it.
+        cut_off = self._act(
+            security_activity.cut_off,
+            CutOffInput(employee_id=employee_id, incident_id=incident_id),
+        )
+        settings = workflow.execute_local_activity(
+            security_activity.security_settings, **POLICY_LOOKUP
+        )
         if self._cut_off_first:
             holding = workflow.start_activity(
                 security_activity.suspend_identity, suspend, **PROVISIONING
             )
-            cut, self._contacts = await asyncio.gather(
-                self._act(
-                    security_activity.cut_off,
-                    CutOffInput(employee_id=employee_id, incident_id=incident_id),
-                ),
-                workflow.execute_local_activity(
-                    security_activity.security_settings, **POLICY_LOOKUP
-                ),
-            )
+            cut, self._contacts = await asyncio.gather(cut_off, settings)
             self._cut_off_steps(cut)
             held = await holding
             self._suspended_step(held)
         else:
             held, cut, self._contacts = await asyncio.gather(
-                self._act(security_activity.suspend_identity, suspend),
-                self._act(
-                    security_activity.cut_off,
-                    CutOffInput(employee_id=employee_id, incident_id=incident_id),
-                ),
-                workflow.execute_local_activity(
-                    security_activity.security_settings, **POLICY_LOOKUP
-                ),
+                self._act(security_activity.suspend_identity, suspend), cut_off, settings
             )
             self._suspended_step(held)
             self._cut_off_steps(cut)
