@@ -112,6 +112,7 @@ async def report_incident(request: Request) -> JSONResponse:
             IncidentInput(report=body, received_at=datetime.now(UTC)),
             id=run_id,
             task_queue=services.security_task_queue,
+            task_timeout=IncidentContract.TASK_TIMEOUT,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"Incident {body.incident_id} ({body.severity.value})",

@@ -8,7 +8,7 @@ record at every step.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -82,6 +82,10 @@ class IncidentContract:
     # of an emergency revoke.
     TASK_QUEUE = "tenure-security"
     ID_PREFIX = "incident-"
+    # A run's workflow task that a worker took and then lost is handed out again only after this
+    # timeout (Temporal's default is 10 s). An incident's tasks are small, so 3 s keeps one lost
+    # task within the 5 s cut-off target without timing out tasks that are merely slow.
+    TASK_TIMEOUT = timedelta(seconds=3)
     # The API's call: waits until the person is resolved, then answers (once per POST).
     UPDATE_ACKNOWLEDGE = "acknowledge"
     UPDATE_RESTORE = "restore"

@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import Client
 
 from domain.pim.alert_scan import PimAlertContract
+from domain.security.incident import IncidentContract, incident_workflow_id
 from emulators.graph.tokens import emulated_user_token_form
 from tests.support.e2e import Apis, hire, identity, wait_until
 
@@ -148,7 +149,7 @@ async def test_activation_is_visible_in_graph_and_gone_after_its_end(
 
 
 async def test_incident_with_siem_credentials_suspends_within_seconds(
-    apis: Apis, people: dict[str, dict[str, str]]
+    apis: Apis, temporal: Client, people: dict[str, dict[str, str]]
 ) -> None:
     siem = {"Authorization": f"Bearer {apis.info['api']['siem_token']}"}
     await activate(apis, SUSPECT, "4h")
@@ -165,6 +166,10 @@ async def test_incident_with_siem_credentials_suspends_within_seconds(
     posted = await apis.api.post("/v1/security/incidents", json=report, headers=siem)
     assert posted.status_code == 202, posted.text
     assert posted.json()["employee_id"] == SUSPECT
+    # A lost workflow task is handed out again within seconds, not Temporal's default 10 s.
+    described = await temporal.get_workflow_handle(incident_workflow_id("E2E-INC-1")).describe()
+    config = described.raw_description.execution_config
+    assert config.default_workflow_task_timeout.ToTimedelta() == IncidentContract.TASK_TIMEOUT
 
     async def cut_off() -> bool:
         user = await user_of(apis, SUSPECT)
