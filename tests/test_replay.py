@@ -3,6 +3,7 @@ workflows (non-determinism) fails here, before it reaches a worker."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,14 @@ def test_histories_are_recorded() -> None:
     # Today's: the identity's suspension is a regular activity, the cut-off a local one.
     assert '"name": "security.suspend_identity"' in incident
     assert '"name": "security.cut_off"' not in incident
+    # Today's: a move while an incident holds the person leaves sign-in off.
+    held = WorkflowHistory.from_json(
+        "i", (ROOT / "identity-RP4-moved-while-suspended.json").read_text()
+    )
+    assert "suspension-holds-sign-in" in _patches(held)
+    mover = WorkflowHistory.from_json("m", (ROOT / "mover-RP4-RP4-move-Sales.json").read_text())
+    started = mover.events[0].workflow_execution_started_event_attributes
+    assert json.loads(started.input.payloads[0].data)["sign_in_held_by"] == "REC-2"
     # A review campaign: two stages, an operator ending stage 1, the cap confirmed; its batches.
     campaign = (ROOT / "review-campaign-two-stages.json").read_text()
     assert '"name": "reviews.apply_batch"' in campaign and "confirm_apply" in campaign
@@ -95,6 +104,16 @@ def test_histories_are_recorded() -> None:
     r2 = WorkflowHistory.from_json("identity-R2", (ROOT / "identity-R2.json").read_text())
     signals = [e for e in r2.events if e.HasField("workflow_execution_signaled_event_attributes")]
     assert len(signals) == 3
+
+
+def _patches(history: WorkflowHistory) -> set[str]:
+    """The patch ids a run's markers record."""
+    return {
+        json.loads(payload.data)["id"]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+        for payload in e.marker_recorded_event_attributes.details["patch-data"].payloads
+    }
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,9 @@ class JoinerInput(BaseModel):
     # A rehire's app accounts from the earlier employment (a withdrawn rehire keeps them disabled
     # and deletes only the accounts made for the rehire).
     existing_apps: list[str] = Field(default_factory=list)
+    # The incident holding the person (a rehire while suspended): the account is set up but
+    # sign-in stays off; the incident's restore turns it on.
+    sign_in_held_by: str | None = None
 
 
 class JoinerProgress(BaseModel):

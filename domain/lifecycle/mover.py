@@ -181,6 +181,8 @@ class MoverInput(BaseModel):
     package_apps: list[str] = Field(default_factory=list)
     # App roles a package grants, by app: a role birthright stops implying stays if one does.
     package_roles: dict[str, list[str]] = Field(default_factory=dict)
+    # The incident holding the person: the update leaves sign-in off (the restore turns it on).
+    sign_in_held_by: str | None = None
 
 
 class MoverProgress(BaseModel):

@@ -1,8 +1,9 @@
 """A security incident on the time-skipping server: a person holding an activation, a package
 and birthright is suspended at once (sign-in off, sessions revoked, the activation ended, the
 package and the eligibility set aside, birthright still recorded); a replay changes nothing;
-an administrator's restore gives back what is still valid; a stranger may not restore; and the
-cut-off does not wait for the person's identity when its queue is busy."""
+an administrator's restore gives back what is still valid; a stranger may not restore; a move or
+a rehire while suspended leaves sign-in off until the restore; and the cut-off does not wait for
+the person's identity when its queue is busy."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.access.request import RequestStatus
 from domain.holdings import GrantKind
+from domain.lifecycle.events import EventType, HrEvent
 from domain.lifecycle.identity import LifecycleStage
 from domain.pim.graph import RoleTarget
 from domain.pim.plan import resolved_role
@@ -37,6 +39,7 @@ from domain.security.incident import (
 )
 from tests.support.access import kinds, until_status
 from tests.support.fake_directory import FakeDirectory
+from tests.support.identity_signal import signal_hr_event
 from tests.support.lifecycle import until
 from tests.support.pim import PimHarness, pim_test_policy, pim_worker
 
@@ -171,6 +174,92 @@ async def test_an_unknown_user_is_rejected_and_nothing_happens(org: PimHarness) 
     ack = await report(org, "INC-NOBODY", "nobody@contoso.example.com")
     assert ack.status is IncidentStatus.REJECTED and ack.employee_id is None
     assert "no Graph user" in ack.message
+
+
+async def rehire(org: PimHarness, employee_id: str, start_at: datetime) -> None:
+    state = await until(
+        org.identities[employee_id], lambda s: s.stage is LifecycleStage.DISABLED, "left"
+    )
+    assert state.worker is not None
+    event = HrEvent(
+        event_id=f"{employee_id}-rehire",
+        type=EventType.HIRE,
+        effective_at=start_at,
+        worker=state.worker,
+    )
+    await signal_hr_event(org.env.client, org.queue, event)
+
+
+async def restore(org: PimHarness, incident_id: str) -> None:
+    handle = org.env.client.get_workflow_handle(incident_workflow_id(incident_id))
+    await handle.execute_update(
+        IncidentContract.UPDATE_RESTORE,
+        RestoreAsk(actor_id="PADMIN", reason="cleared"),
+        result_type=IncidentView,
+    )
+    await until_incident(org, incident_id, IncidentStatus.RESTORED)
+
+
+async def test_a_move_and_a_rehire_while_suspended_leave_sign_in_off(org: PimHarness) -> None:
+    await org.hire("P41", manager_id="PBOSS")
+    await report(org, "INC-P41", "P41")
+    suspended = lambda s: s.stage is LifecycleStage.SUSPENDED  # noqa: E731
+    await until(org.identities["P41"], suspended, "suspended")
+
+    # HR events still apply, but neither the move nor the rehire turns sign-in back on.
+    await org.move("P41", "Sales")
+    moved = await until(
+        org.identities["P41"],
+        lambda s: s.worker is not None and s.worker.department == "Sales",
+        "moved",
+    )
+    assert moved.stage is LifecycleStage.SUSPENDED
+    assert "sign-in stays off: incident INC-P41" in moved.history[-1].reason
+    assert org.directory.users["P41"]["enabled"] is False
+    await org.terminate("P41")
+    await rehire(org, "P41", await org.env.get_current_time())
+    back = await until(org.identities["P41"], suspended, "rehired, still suspended")
+    assert back.history[-1].event_id == "P41-rehire"
+    assert "sign-in stays off: incident INC-P41" in back.history[-1].reason
+    assert org.directory.users["P41"]["enabled"] is False
+
+    # The restore turns it on.
+    await restore(org, "INC-P41")
+    await until(org.identities["P41"], lambda s: s.stage is LifecycleStage.ACTIVE, "restored")
+    assert org.directory.users["P41"]["enabled"] is True
+
+
+async def test_a_suspension_during_a_rehires_wait_keeps_sign_in_off_at_the_start(
+    org: PimHarness,
+) -> None:
+    # The rehire's joiner started before the incident, so it was not told: on its start date it
+    # turns sign-in on, and the identity turns it off again when the joiner ends.
+    await org.hire("P42", manager_id="PBOSS")
+    await org.terminate("P42")
+    start = await org.env.get_current_time() + timedelta(hours=1)
+    await rehire(org, "P42", start)
+    await until(
+        org.identities["P42"],
+        lambda s: s.stage is LifecycleStage.PRE_HIRE and s.running_transition is not None,
+        "waiting for the start date",
+        idle=False,
+    )
+    await report(org, "INC-P42", "P42")
+    await until_incident(org, "INC-P42", IncidentStatus.SUSPENDED)
+    principal = org.principal("P42")
+    enabled = org.directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
+    turned_on = sum(1 for c in enabled if c.input.user_id == principal and c.input.enabled)
+
+    await org.env.sleep(timedelta(hours=1, minutes=5))
+    state = await until(
+        org.identities["P42"], lambda s: s.stage is LifecycleStage.SUSPENDED, "started, suspended"
+    )
+    enabled = org.directory.calls_named(ActivityNames.GRAPH_SET_ACCOUNT_ENABLED)
+    assert sum(1 for c in enabled if c.input.user_id == principal and c.input.enabled) > turned_on
+    assert org.directory.users["P42"]["enabled"] is False
+    assert "sign-in stays off: incident INC-P42" in state.history[-1].reason
+    await restore(org, "INC-P42")
+    assert org.directory.users["P42"]["enabled"] is True
 
 
 async def test_the_cut_off_does_not_wait_for_a_busy_identity_queue(tmp_path: Path) -> None:

@@ -453,7 +453,7 @@ async def record_pim() -> dict[str, str]:
 
 async def _record_pim(org: PimHarness) -> dict[str, str]:
     await org.hire("PBOSS")
-    for person in ("PADMIN", "PAPPROVER", "PSEC", "RP1", "RP2", "RP3"):
+    for person in ("PADMIN", "PAPPROVER", "PSEC", "RP1", "RP2", "RP3", "RP4"):
         await org.hire(person, manager_id="PBOSS")
     client = org.env.client
     for person, role in (("RP1", "global-admin"), ("RP2", "user-admin"), ("RP3", "user-admin")):
@@ -509,12 +509,48 @@ async def _record_pim(org: PimHarness) -> dict[str, str]:
     await _wait_closed(client, incident.id)
     eligible = client.get_workflow_handle(eligibility_workflow_id("RP3", "user-admin"))
     await until_request(eligible, lambda v: bool(kinds(v, "restored")), "restored")
+
+    # A move while an incident holds the person: sign-in stays off (patch
+    # suspension-holds-sign-in), then the restore.
+    held_move = await client.start_workflow(
+        IncidentContract.WORKFLOW,
+        IncidentInput(
+            report=IncidentReport(
+                incident_id="REC-2",
+                user="RP4",
+                severity=Severity.HIGH,
+                title="token theft",
+                source="sentinel",
+            ),
+            received_at=await org.env.get_current_time(),
+            record_search_attributes=False,
+        ),
+        id=incident_workflow_id("REC-2"),
+        task_queue=org.queue,
+    )
+    await held_move.execute_update(IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck)
+    rp4 = org.identities["RP4"]
+    await until(rp4, lambda s: s.stage is LifecycleStage.SUSPENDED, "RP4 suspended")
+    await org.move("RP4", "Sales")
+    await _wait_closed(client, mover_workflow_id("RP4", "RP4-move-Sales"))
+    await until(rp4, lambda s: s.worker is not None and s.worker.department == "Sales", "moved")
+    await held_move.execute_update(
+        IncidentContract.UPDATE_RESTORE,
+        RestoreAsk(actor_id="PADMIN", reason="cleared"),
+        result_type=IncidentView,
+    )
+    await _wait_closed(client, held_move.id)
+    await until(rp4, lambda s: s.stage is LifecycleStage.ACTIVE, "RP4 restored")
     return {
         "pim-activation-approved-expired": await _history(client, approved.id),
         "pim-activation-deactivated-early": await _history(client, early.id),
         "pim-activation-ended-by-incident": await _history(client, held.id),
         "pim-eligibility-removed": await _history(client, removed.id),
         "incident-suspend-restore": await _history(client, incident.id),
+        "identity-RP4-moved-while-suspended": await _history(client, rp4.id),
+        mover_workflow_id("RP4", "RP4-move-Sales"): await _history(
+            client, mover_workflow_id("RP4", "RP4-move-Sales")
+        ),
     }
 
 

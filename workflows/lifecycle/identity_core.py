@@ -26,7 +26,9 @@ with workflow.unsafe.imports_passed_through():
         LifecycleStage,
         ScheduledChange,
     )
+    from domain.provisioning import SetAccountEnabledInput
     from domain.search_attributes import EMPLOYEE_ID, LIFECYCLE_STAGE, TRANSITION_TYPE
+    from domain.stubs import graph as graph_activity
     from domain.stubs import record as record_activity
     from workflows.steps.retry import PROVISIONING, RECORD_LOCAL
 
@@ -36,6 +38,9 @@ R = TypeVar("R")
 # access requests), then as a local activity, which spares the server a task per transition.
 ACCESS_RECORD_PATCH = "access-record"
 ACCESS_RECORD_LOCAL_PATCH = "access-record-local"
+# Mark runs whose rehires and moves leave sign-in off while an incident holds the person (before
+# it, they turned it back on until the restore).
+SUSPENSION_HOLDS_SIGN_IN_PATCH = "suspension-holds-sign-in"
 
 
 class IdentityCore:
@@ -72,6 +77,29 @@ class IdentityCore:
             await workflow.execute_activity(
                 record_activity.record_access_changes, record, **PROVISIONING
             )
+
+    def _sign_in_held_by(self) -> str | None:
+        """The incident holding the person, told to a rehire or a move so it leaves sign-in off."""
+        suspension = self._state.suspension
+        if suspension is None or not workflow.patched(SUSPENSION_HOLDS_SIGN_IN_PATCH):
+            return None
+        return suspension.incident_id
+
+    async def _keep_sign_in_held(self, told: str | None) -> str | None:
+        """After a rehire or a move: a suspension that began while it ran (so it was not told)
+        may have seen sign-in turned back on; turn it off again. Says which incident holds it."""
+        suspension = self._state.suspension
+        if suspension is None:
+            return None
+        if told is None and self._state.graph_user_id:
+            if not workflow.patched(SUSPENSION_HOLDS_SIGN_IN_PATCH):
+                return None
+            await workflow.execute_activity(
+                graph_activity.set_account_enabled,
+                SetAccountEnabledInput(user_id=self._state.graph_user_id, enabled=False),
+                **PROVISIONING,
+            )
+        return suspension.incident_id
 
     async def _run_child(
         self,

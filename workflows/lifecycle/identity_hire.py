@@ -52,6 +52,7 @@ class HireSteps(IdentityCore):
     async def _run_joiner(self, event: HrEvent, child_id: str, rehire: bool) -> None:
         worker = event.worker
         failure: list[str] = []
+        held_by = self._sign_in_held_by()
         try:
             result = await self._run_child(
                 JoinerContract.WORKFLOW,
@@ -66,6 +67,7 @@ class HireSteps(IdentityCore):
                         if rehire
                         else []
                     ),
+                    sign_in_held_by=held_by,
                 ),
                 JoinerResult,
                 child_id=child_id,
@@ -115,6 +117,8 @@ class HireSteps(IdentityCore):
             )
         )
         notes = ["rehire: earlier accounts re-enabled, deletion cancelled"] if rehire else []
+        if held := await self._keep_sign_in_held(held_by):
+            notes.append(f"sign-in stays off: incident {held} holds the person")
         if event.type is EventType.UPDATE:
             notes.append("initial load: first event for this identity, applied as a hire")
         self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)

@@ -88,6 +88,7 @@ class MoveSteps(IdentityCore):
         assert state.graph_user_id is not None
         changes = changed_fields(state.worker, record)
         what = ", ".join(c.field for c in changes)
+        held_by = self._sign_in_held_by()
         result = await self._run_child(
             MoverContract.WORKFLOW,
             MoverInput(
@@ -101,6 +102,7 @@ class MoveSteps(IdentityCore):
                 access=state.access,
                 pending_removals=state.pending_removals,
                 **ledger.mover_package_holdings(state),
+                sign_in_held_by=held_by,
             ),
             MoverResult,
             child_id=child_id,
@@ -141,6 +143,8 @@ class MoveSteps(IdentityCore):
             )
         if result.managers_mailed:
             notes.append(f"told {', '.join(result.managers_mailed)}")
+        if held := await self._keep_sign_in_held(held_by):
+            notes.append(f"sign-in stays off: incident {held} holds the person")
         self._log(event, EventOutcome.APPLIED, "; ".join(notes + result.warnings), child_id)
         if result.added and workflow.patched(SOD_CHECK_AFTER_MOVE_PATCH):
             await self._check_sod(event)

@@ -95,13 +95,15 @@ class JoinerWorkflow:
         worker = input.worker
         start_at = input.start_at
         self._report.phase("provisioning", "creating the account and granting birthright access")
-        # A rehire finds the existing account by employeeId; account_enabled re-enables it.
+        # A rehire finds the existing account by employeeId; account_enabled re-enables it,
+        # unless an incident holds the person.
+        sign_in = enabled_now and not input.sign_in_held_by
         user: GraphUserRef = await workflow.execute_activity(
             graph_activity.ensure_user,
             EnsureGraphUserInput(
                 worker=worker,
                 upn_domain=plan.upn_domain,
-                account_enabled=enabled_now,
+                account_enabled=sign_in,
                 hire_date=start_at,
             ),
             **PROVISIONING,
@@ -110,7 +112,10 @@ class JoinerWorkflow:
             user.user_id,
             user.user_principal_name,
         )
-        self._report.done(f"graph account {'enabled' if enabled_now else 'created disabled'}")
+        if sign_in or not enabled_now:
+            self._report.done(f"graph account {'enabled' if sign_in else 'created disabled'}")
+        else:
+            self._report.done(self._held_note(input))
 
         # Manager, groups, each app account and the manager's TAP are independent of one another:
         # run them together (and the welcome mail too when the person has already started).
@@ -130,16 +135,30 @@ class JoinerWorkflow:
 
     async def _enable(self, user: GraphUserRef, input: JoinerInput, plan: JoinerPlan) -> None:
         self._report.phase("enabling", "start date reached: enabling the account everywhere")
+        held = input.sign_in_held_by is not None
         await asyncio.gather(
-            workflow.execute_activity(
-                graph_activity.set_account_enabled,
-                SetAccountEnabledInput(user_id=user.user_id, enabled=True),
-                **PROVISIONING,
+            *(
+                []
+                if held
+                else [
+                    workflow.execute_activity(
+                        graph_activity.set_account_enabled,
+                        SetAccountEnabledInput(user_id=user.user_id, enabled=True),
+                        **PROVISIONING,
+                    )
+                ]
             ),
             *(steps.set_app_active(app.app, input.employee_id, active=True) for app in plan.apps),
         )
-        self._report.done("account enabled on the start date")
+        self._report.done(self._held_note(input) if held else "account enabled on the start date")
         await self._send_welcome(user, input, plan)
+
+    @staticmethod
+    def _held_note(input: JoinerInput) -> str:
+        return (
+            f"graph sign-in stays off: incident {input.sign_in_held_by} holds the person "
+            "(its restore turns it on)"
+        )
 
     async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
         task = asyncio.ensure_future(work)

@@ -71,19 +71,25 @@ class MoverWorkflow:
             workflow.now(),
         )
 
-        # The directory first: attributes (the account stays enabled: only active identities move).
+        # The directory first: attributes. Only active identities move, so the account stays
+        # enabled, unless an incident holds the person: then sign-in stays off.
         self._report.phase("updating", "updating the account's attributes")
         await workflow.execute_activity(
             graph_activity.ensure_user,
             EnsureGraphUserInput(
                 worker=worker,
                 upn_domain=plan.upn_domain,
-                account_enabled=True,
+                account_enabled=input.sign_in_held_by is None,
                 hire_date=input.hire_date,
             ),
             **PROVISIONING,
         )
-        self._report.done("graph attributes updated")
+        held = input.sign_in_held_by
+        self._report.done(
+            f"graph attributes updated; sign-in stays off (incident {held})"
+            if held
+            else "graph attributes updated"
+        )
 
         # New access before old access goes, so access both roles share never lapses. App accounts
         # kept for a grace period are updated too (their roles stay as they are).
