@@ -2,11 +2,13 @@
 and birthright is suspended at once (sign-in off, sessions revoked, the activation ended, the
 package and the eligibility set aside, birthright still recorded); a replay changes nothing;
 an administrator's restore gives back what is still valid; a stranger may not restore; a move or
-a rehire while suspended leaves sign-in off until the restore; and the cut-off does not wait for
-the person's identity when its queue is busy."""
+a rehire while suspended leaves sign-in off until the restore, and a restore during such a move
+still ends with sign-in on; and the cut-off does not wait for the person's identity when its
+queue is busy."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import uuid
@@ -260,6 +262,36 @@ async def test_a_suspension_during_a_rehires_wait_keeps_sign_in_off_at_the_start
     assert "sign-in stays off: incident INC-P42" in state.history[-1].reason
     await restore(org, "INC-P42")
     assert org.directory.users["P42"]["enabled"] is True
+
+
+async def test_a_restore_during_a_held_move_leaves_sign_in_on(org: PimHarness) -> None:
+    # The move was told to leave sign-in off; the restore lands while its Graph update is slow,
+    # so the update turns sign-in off after the restore turned it on: the identity turns it on
+    # again when the move ends.
+    await org.hire("P43", manager_id="PBOSS")
+    await report(org, "INC-P43", "P43")
+    await until(org.identities["P43"], lambda s: s.stage is LifecycleStage.SUSPENDED, "held")
+    answered = org.directory.slow_users["P43"] = asyncio.Event()
+    try:
+        await org.move("P43", "Sales")
+        for _ in range(200):
+            updates = org.directory.calls_named(ActivityNames.GRAPH_ENSURE_USER)
+            if any(c.input.worker.department == "Sales" for c in updates):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the move never reached Graph")
+        await restore(org, "INC-P43")
+        assert org.directory.users["P43"]["enabled"] is True
+    finally:
+        answered.set()
+    moved = await until(
+        org.identities["P43"],
+        lambda s: s.worker is not None and s.worker.department == "Sales",
+        "moved",
+    )
+    assert moved.stage is LifecycleStage.ACTIVE
+    assert org.directory.users["P43"]["enabled"] is True
 
 
 async def test_the_cut_off_does_not_wait_for_a_busy_identity_queue(tmp_path: Path) -> None:

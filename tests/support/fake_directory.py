@@ -6,6 +6,7 @@ it was scheduled, so tests can assert *when* the workflow acted, not only *what*
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,9 @@ class FakeDirectory:
     # Every Graph user id ever created, in order: a rehire must not add one, a re-hire after
     # deletion must.
     created_user_ids: list[str] = field(default_factory=list)
+    # Employee ids whose ensure_user call, once recorded, waits for the event: a slow Graph call
+    # that lets a test act while a transition is in the middle of it.
+    slow_users: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def _record(self, name: str, input: Any) -> None:
         self.calls.append(Call(name, activity.info().current_attempt_scheduled_time, input))
@@ -70,6 +74,8 @@ class FakeDirectory:
     async def ensure_user(self, input: EnsureGraphUserInput) -> GraphUserRef:
         self._record(ActivityNames.GRAPH_ENSURE_USER, input)
         emp = input.worker.employee_id
+        if (answered := self.slow_users.get(emp)) is not None:
+            await answered.wait()
         created = emp not in self.users
         if created:
             # A fresh object id each time an account is created, as Graph does.

@@ -86,20 +86,27 @@ class IdentityCore:
         return suspension.incident_id
 
     async def _keep_sign_in_held(self, told: str | None) -> str | None:
-        """After a rehire or a move: a suspension that began while it ran (so it was not told)
-        may have seen sign-in turned back on; turn it off again. Says which incident holds it."""
-        suspension = self._state.suspension
+        """After a rehire or a move, make sign-in what the suspension says now: a suspension
+        that began while it ran (so it was not told) may have seen sign-in turned back on, and
+        one lifted while it ran may have seen the restore's sign-in turned off again by it. Says
+        which incident holds the person, if one does."""
+        suspension, user_id = self._state.suspension, self._state.graph_user_id
         if suspension is None:
+            if told is not None and user_id and self._state.stage is LifecycleStage.ACTIVE:
+                await self._set_sign_in(user_id, enabled=True)
             return None
-        if told is None and self._state.graph_user_id:
+        if told is None and user_id:
             if not workflow.patched(SUSPENSION_HOLDS_SIGN_IN_PATCH):
                 return None
-            await workflow.execute_activity(
-                graph_activity.set_account_enabled,
-                SetAccountEnabledInput(user_id=self._state.graph_user_id, enabled=False),
-                **PROVISIONING,
-            )
+            await self._set_sign_in(user_id, enabled=False)
         return suspension.incident_id
+
+    async def _set_sign_in(self, user_id: str, *, enabled: bool) -> None:
+        await workflow.execute_activity(
+            graph_activity.set_account_enabled,
+            SetAccountEnabledInput(user_id=user_id, enabled=enabled),
+            **PROVISIONING,
+        )
 
     async def _run_child(
         self,
