@@ -32,6 +32,7 @@ from tests.support.access import (
     on_time,
     until_request,
     until_status,
+    until_stored,
     until_waiting,
     view,
 )
@@ -70,15 +71,6 @@ async def test_two_stage_request_is_approved_then_granted(org: AccessHarness) ->
     # Approvers were asked by mail, and the requester told of the grant.
     assert org.directory.mails_to("M1") and org.directory.mails_to("A1")
     assert any("granted" in c.input.subject for c in org.directory.mails_to("E1"))
-
-
-async def until_stored(org: AccessHarness, request_id: str, status: RequestStatus) -> RequestView:
-    for _ in range(200):
-        stored = org.store.get_request(request_id)
-        if stored is not None and stored.status is status:
-            return stored
-        await asyncio.sleep(0.03)
-    raise AssertionError(f"record store never had {request_id} {status}")
 
 
 async def test_quorum_two_of_three(org: AccessHarness) -> None:

@@ -24,7 +24,15 @@ from domain.pim.activation import (
 )
 from domain.pim.graph import RoleTarget
 from domain.pim.plan import resolved_role
-from tests.support.access import MINUTE, kinds, on_time, until_request, until_status, view
+from tests.support.access import (
+    MINUTE,
+    kinds,
+    on_time,
+    until_request,
+    until_status,
+    until_stored,
+    view,
+)
 from tests.support.lifecycle import details, until
 from tests.support.pim import PimHarness, pim_test_policy
 
@@ -64,8 +72,7 @@ async def test_activation_refused_with_its_reason(
     assert not org.pim.active(org.principal(who), target("user-admin"), denied.updated_at)
     # The person is told why, and the record keeps it.
     assert any(code in str(m.input) or words in str(m.input) for m in org.directory.mails_to(who))
-    recorded = org.store.get_request(handle.id)
-    assert recorded is not None and recorded.status is RequestStatus.DENIED
+    await until_stored(org, handle.id, RequestStatus.DENIED)
 
 
 async def test_approved_activation_is_active_then_removed_exactly_at_the_end(

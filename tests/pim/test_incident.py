@@ -84,6 +84,16 @@ async def until_incident(org: PimHarness, incident_id: str, status: IncidentStat
     raise AssertionError(f"incident {incident_id} never {status.value}: {view}")
 
 
+async def until_recorded(org: PimHarness, incident_id: str, status: IncidentStatus) -> None:
+    """The record is written after the run's own view changes: poll it (without skipping time)."""
+    for _ in range(200):
+        recorded = org.store.get_incident(incident_id)
+        if recorded is not None and recorded.status is status:
+            return
+        await asyncio.sleep(0.03)
+    raise AssertionError(f"the record never had incident {incident_id} {status.value}")
+
+
 async def test_incident_suspends_then_restore_gives_back_what_is_valid(org: PimHarness) -> None:
     eligibility = await org.make_eligible("P12", "user-admin")
     await until_status(eligibility, RequestStatus.GRANTED)
@@ -107,8 +117,7 @@ async def test_incident_suspends_then_restore_gives_back_what_is_valid(org: PimH
     assert org.directory.users["P12"]["enabled"] is False
     revoked = org.directory.calls_named(ActivityNames.GRAPH_REVOKE_SIGN_IN_SESSIONS)
     assert any(c.input.user_id == principal for c in revoked)
-    recorded = org.store.get_incident("INC-P12")
-    assert recorded is not None and recorded.status is IncidentStatus.SUSPENDED
+    await until_recorded(org, "INC-P12", IncidentStatus.SUSPENDED)
     # The eligibility is out of Graph but kept; the manager and the security contact are told.
     await until_status(eligibility, RequestStatus.GRANTED)
     assert org.pim.eligibility_of(principal, ROLE) is None

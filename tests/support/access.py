@@ -195,6 +195,17 @@ async def until_status(handle: WorkflowHandle, status: RequestStatus) -> Request
     return await until_request(handle, lambda v: v.status is status, status.value)
 
 
+async def until_stored(org: AccessHarness, request_id: str, status: RequestStatus) -> RequestView:
+    """The record store's view once it has the request at `status`: the record is written after
+    the run's own state changes, so a query can see a status before the record does."""
+    for _ in range(200):
+        stored = org.store.get_request(request_id)
+        if stored is not None and stored.status is status:
+            return stored
+        await asyncio.sleep(0.03)
+    raise AssertionError(f"record store never had {request_id} {status}")
+
+
 async def until_waiting(handle: WorkflowHandle, stage_index: int) -> RequestView:
     return await until_request(
         handle,
