@@ -7,8 +7,12 @@ privileged roles), by `roleDefinitionId` (the template id), paged by `@odata.nex
 - `roleManagement/directory/roleAssignments`: what is in force, including assignments made
   outside PIM, which may have no instance (and then no end: permanent);
 - `roleManagement/directory/roleEligibilityScheduleInstances`: who is eligible, since when;
-then the holders' `employeeId`s in `$batch`es of `/users/{id}` (a principal that is no user, a
-service principal or a role-assignable group, has none), and from the record the `pim:<role>`
+and for every privileged group the policy names (resolved by display name), its members or
+owners (`/groups/{id}/members` or `/owners`: direct ones too, which PIM does not list) with the
+windows of `privilegedAccess/group/assignmentScheduleInstances`, and its
+`eligibilityScheduleInstances`; a group that is not in Graph is skipped with a warning. Then the
+holders' `employeeId`s in `$batch`es of `/users/{id}` (a principal that is no user, a service
+principal or a role-assignable group, has none), and from the record the `pim:<role>`
 activations and granted `pim-eligible:<role>` eligibilities.
 
 Nothing here writes to Graph. The record's write (`apply_alert_scan`) is idempotent for one `at`,
@@ -25,6 +29,7 @@ from urllib.parse import quote
 
 from msgraph import GraphServiceClient
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.graph.directory import GraphDirectory
 from activities.graph.errors import graph_call
@@ -54,6 +59,7 @@ from domain.pim.alert_scan import AlertScanInput, AlertScanReport, PimAlertActiv
 from domain.policy.model import Policy
 
 DIRECTORY_PIM = "roleManagement/directory"
+GROUP_PIM = "identityGovernance/privilegedAccess/group"
 # Roles read from Graph at once: a few dozen small reads, without a burst Graph would throttle.
 CONCURRENT_READS = 4
 # Record rows read per scan, newest first. Activations older than the newest this many matter to
@@ -100,6 +106,49 @@ class AlertGraph(GraphDirectory):
             ]
             url = page.get("@odata.nextLink")
         return found
+
+    async def group_listed(
+        self, collection: str, group_id: str, access: str
+    ) -> list[dict[str, Any]]:
+        """Every item of a `privilegedAccess/group` collection for one group and access, all
+        pages (Graph lists these only when scoped to a group or a principal)."""
+        expression = f"groupId eq {odata_quote(group_id)}"
+        url: str | None = (
+            f"{self._root}/{GROUP_PIM}/{collection}?$filter={quote(expression, safe='')}"
+        )
+        found: list[dict[str, Any]] = []
+        while url:
+            with graph_call(f"list {collection} of group {group_id}"):
+                page = await self._send_for_json(self._get(url))
+            found += [
+                item
+                for item in page.get("value") or []
+                if str(item.get("groupId") or "").lower() == group_id.lower()
+                and item.get("accessId") == access
+            ]
+            url = page.get("@odata.nextLink")
+        return found
+
+    async def group_holders(self, group_id: str, access: str) -> list[str]:
+        """The ids of a group's members (or owners), direct or given by PIM, all pages."""
+        relation = "owners" if access == "owner" else "members"
+        url: str | None = f"{self._root}/groups/{segment(group_id)}/{relation}?$select=id"
+        found: list[str] = []
+        while url:
+            with graph_call(f"list {relation} of group {group_id}"):
+                page = await self._send_for_json(self._get(url))
+            found += [str(item["id"]) for item in page.get("value") or [] if item.get("id")]
+            url = page.get("@odata.nextLink")
+        return found
+
+    async def group_id(self, name: str) -> str | None:
+        """A privileged group's object id by display name; None when Graph has no such group."""
+        try:
+            return (await self._resolve_groups([name]))[name]
+        except ApplicationError as err:
+            if err.type == "GroupNotFound":
+                return None
+            raise
 
     async def employee_ids(self, principal_ids: list[str]) -> dict[str, str | None]:
         """Principal id (lower case) -> the user's employeeId; None for no user or none set."""
@@ -189,6 +238,8 @@ class PimAlertActivities:
         self, role: ScannedRole, at: datetime, reads: asyncio.Semaphore
     ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, datetime | None]]:
         """(principal -> what it holds of the role in force at `at`, principal -> eligible since)."""
+        if role.group is not None:
+            return await self._read_group(role, role.group, at, reads)
         async with reads:
             instances = await self._graph.listed(
                 "roleAssignmentScheduleInstances", role.template_id
@@ -198,26 +249,30 @@ class PimAlertActivities:
                 "roleEligibilityScheduleInstances", role.template_id
             )
         activity.heartbeat(role.template_id)
-        assigned: dict[str, list[dict[str, Any]]] = {}
-        windows = {_key(i) for i in instances}
-        for item in instances:
-            if _in_force(item, at):
-                assigned.setdefault(_key(item)[0], []).append(item)
-        for item in direct:
-            # An assignment with no schedule instance was made outside PIM: in force, no end.
-            if _key(item) not in windows:
-                assigned.setdefault(_key(item)[0], []).append(
-                    {**item, "startDateTime": None, "endDateTime": None}
+        # An assignment with no schedule instance was made outside PIM: in force, no end.
+        return _assigned(instances, direct, at), _eligible_since(eligible, at)
+
+    async def _read_group(
+        self, role: ScannedRole, name: str, at: datetime, reads: asyncio.Semaphore
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, datetime | None]]:
+        async with reads:
+            group_id = await self._graph.group_id(name)
+            if group_id is None:
+                activity.logger.warning(
+                    "pim alerts: privileged group %r (%s) is not in Graph", name, role.role_id
                 )
-        since: dict[str, datetime | None] = {}
-        for item in eligible:
-            if not _in_force(item, at):
-                continue
-            pid = _key(item)[0]
-            start = parse_graph_time(item.get("startDateTime"))
-            held = since.get(pid)
-            since[pid] = start if held is None or (start is not None and start < held) else held
-        return assigned, since
+                return {}, {}
+            instances = await self._graph.group_listed(
+                "assignmentScheduleInstances", group_id, role.access
+            )
+            holders = await self._graph.group_holders(group_id, role.access)
+            eligible = await self._graph.group_listed(
+                "eligibilityScheduleInstances", group_id, role.access
+            )
+        activity.heartbeat(role.template_id)
+        # A member or owner PIM did not make has no instance: held outside PIM, with no end.
+        direct = [{"principalId": pid} for pid in holders]
+        return _assigned(instances, direct, at), _eligible_since(eligible, at)
 
     def _record_facts(self) -> tuple[list[ActivationFact], list[EligibilityFact]]:
         """The record's activations (every status: the window counts ended ones too) and its
@@ -242,6 +297,37 @@ class PimAlertActivities:
                 for v in eligible
             ],
         )
+
+
+def _assigned(
+    instances: list[dict[str, Any]], direct: list[dict[str, Any]], at: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Principal -> what it holds in force at `at`: each schedule instance's window, and each
+    direct holding with no instance as permanent."""
+    assigned: dict[str, list[dict[str, Any]]] = {}
+    windows = {_key(i) for i in instances}
+    for item in instances:
+        if _in_force(item, at):
+            assigned.setdefault(_key(item)[0], []).append(item)
+    for item in direct:
+        if _key(item) not in windows:
+            assigned.setdefault(_key(item)[0], []).append(
+                {**item, "startDateTime": None, "endDateTime": None}
+            )
+    return assigned
+
+
+def _eligible_since(eligible: list[dict[str, Any]], at: datetime) -> dict[str, datetime | None]:
+    """Principal -> the earliest start of its eligibility instances in force at `at`."""
+    since: dict[str, datetime | None] = {}
+    for item in eligible:
+        if not _in_force(item, at):
+            continue
+        pid = _key(item)[0]
+        start = parse_graph_time(item.get("startDateTime"))
+        held = since.get(pid)
+        since[pid] = start if held is None or (start is not None and start < held) else held
+    return since
 
 
 def _activation(view: RequestView, prefix: str) -> ActivationFact:

@@ -6,11 +6,14 @@ whether or not it names them), the activations and eligibilities the record keep
 eligibilities. `find_alerts` turns it into one `AlertFinding` per cause; the record then raises,
 keeps open or resolves the alerts (audit/privileged.py).
 
+Privileged groups the policy names are scanned too: their holders are the group's members (or
+owners), each with the window of the PIM assignment that gives it, and a direct member or owner
+with none is held outside Tenure, permanently. A role is counted by its scan key
+(`PrivilegedRole.scan_key`): a directory role's template id, or `group:<name>:<member|owner>`.
+
 A finding names its role by the policy's role id, or by the template id for a role the policy does
 not name, and its person by employee id, or by Graph principal id for a principal without one (a
-service principal, a role-assignable group, a user with no employeeId). Privileged groups are not
-scanned yet: their holders are members and owners under `privilegedAccess/group`, not directory
-role assignments.
+service principal, a role-assignable group, a user with no employeeId).
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ PRIVILEGED_BUILT_IN: dict[str, str] = {
 
 
 class ScannedRole(BaseModel):
-    """A directory role the scan reads from Graph."""
+    """A directory role or a privileged group the scan reads from Graph."""
 
-    template_id: str  # lower case, as compared
+    template_id: str  # the scan key (lower case, as compared): see PrivilegedRole.scan_key
     role_id: str | None = None  # the policy's role id; None for a built-in it does not name
     display_name: str
+    group: str | None = None  # a privileged group's display name
+    access: str = "member"  # a privileged group's: member or owner
 
     @property
     def alert_role(self) -> str:
@@ -66,7 +71,7 @@ class RoleHolding(BaseModel):
 
     principal_id: str
     employee_id: str | None = None  # the user's employeeId; None for other principals
-    template_id: str
+    template_id: str  # the role's scan key
     role_id: str | None = None  # the policy's role id, where the policy names the role
     start: datetime | None = None
     end: datetime | None = None  # None: permanent
@@ -108,14 +113,17 @@ class AlertInventory(BaseModel):
 
 
 def scanned_roles(pim: PimSettings) -> list[ScannedRole]:
-    """The policy's directory roles, then the built-in privileged roles it does not name."""
+    """The policy's directory roles and privileged groups, then the built-in privileged roles
+    it does not name."""
     found: dict[str, ScannedRole] = {}
     for rid, role in sorted(pim.roles.items()):
-        if role.kind is RoleKind.DIRECTORY_ROLE and role.template_id:
-            template = role.template_id.lower()
-            found[template] = ScannedRole(
-                template_id=template, role_id=rid, display_name=role.display_name
-            )
+        found[role.scan_key] = ScannedRole(
+            template_id=role.scan_key,
+            role_id=rid,
+            display_name=role.display_name,
+            group=role.group if role.kind is RoleKind.PRIVILEGED_GROUP else None,
+            access=role.access.value,
+        )
     for template, name in PRIVILEGED_BUILT_IN.items():
         found.setdefault(template, ScannedRole(template_id=template, display_name=name))
     return list(found.values())
@@ -201,8 +209,8 @@ def too_many_holders(
     limits: dict[str, tuple[str, int]] = {}  # template id -> (alert role, limit)
     for key, limit in pim.alerts.max_holders.items():
         role = pim.roles.get(key)
-        if role is not None and role.template_id:
-            limits[role.template_id.lower()] = (key, limit)
+        if role is not None:
+            limits[role.scan_key] = (key, limit)
         else:
             limits[key.lower()] = (_policy_role_of(key, pim) or key, limit)
     holders: dict[str, set[str]] = defaultdict(set)

@@ -130,6 +130,14 @@ class PrivilegedRole(_Strict):
     eligibility_expiry: EligibilityExpiry = EligibilityExpiry()
     notify: list[ApproverSource] = Field(default_factory=list)  # told of every activation
 
+    @property
+    def scan_key(self) -> str:
+        """What the alert scan counts holders by: the directory role's template id (lower case),
+        or `group:<display name>:<member|owner>` for a privileged group."""
+        if self.kind is RoleKind.PRIVILEGED_GROUP:
+            return f"group:{(self.group or '').lower()}:{self.access.value}"
+        return (self.template_id or "").lower()
+
     @model_validator(mode="after")
     def _consistent(self) -> PrivilegedRole:
         if self.kind is RoleKind.DIRECTORY_ROLE and (self.template_id is None or self.group):
@@ -159,8 +167,8 @@ class PimAlertSettings(_Strict):
     """The scheduled scan for privileged access gone wrong (domain/pim/alerts.py).
 
     It runs `every` (an interval, at least 1m) unless `enabled` is false. A role has too many
-    holders above its `max_holders` entry (by the policy's role id or a template id; a role without
-    one has no limit); a person activates too often with more than `max_activations` activations
+    holders above its `max_holders` entry (by the policy's role id, a privileged group's too, or a
+    template id; a role without one has no limit); a person activates too often with more than `max_activations` activations
     of one role within `activation_window`; an eligible person is idle when eligible for
     `never_activated_days` without activating the role in that time. `notify` (employee ids) are
     mailed each alert when it is raised.
@@ -233,16 +241,11 @@ class PimSettings(_Strict):
                 role = self.roles.get(key)
                 if role is None:
                     raise ValueError(f"alerts.max_holders: {key!r} is not a role under pim.roles")
-                if role.kind is not RoleKind.DIRECTORY_ROLE or role.template_id is None:
-                    raise ValueError(
-                        f"alerts.max_holders: {key!r} is a privileged group; the scan counts "
-                        "holders of directory roles only"
-                    )
-                template = role.template_id.lower()
+                template = role.scan_key
             if template in by_template:
+                what = template if template.startswith("group:") else f"directory role {template}"
                 raise ValueError(
-                    f"alerts.max_holders: {by_template[template]!r} and {key!r} both name "
-                    f"directory role {template}"
+                    f"alerts.max_holders: {by_template[template]!r} and {key!r} both name {what}"
                 )
             by_template[template] = key
         return self

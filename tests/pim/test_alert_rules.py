@@ -344,13 +344,37 @@ def test_alert_settings_are_checked_at_load(alerts: dict[str, Any], message: str
         settings(**alerts)
 
 
-def test_a_holder_limit_on_a_privileged_group_is_refused() -> None:
-    with pytest.raises(ValidationError, match="privileged group"):
-        PimSettings.model_validate(
-            {
-                "roles": {
-                    "ops": {"kind": "privileged_group", "display_name": "Ops", "group": "Ops"}
-                },
-                "alerts": {"max_holders": {"ops": 2}},
-            }
-        )
+def group_settings(**alerts: Any) -> PimSettings:
+    return PimSettings.model_validate(
+        {
+            "roles": {
+                "ops": {
+                    "kind": "privileged_group",
+                    "display_name": "Ops",
+                    "group": "Ops Admins",
+                    "access": "owner",
+                }
+            },
+            "alerts": alerts,
+        }
+    )
+
+
+def test_a_privileged_group_is_scanned_by_its_group_and_access() -> None:
+    roles = {r.role_id: r for r in scanned_roles(group_settings())}
+    ops = roles["ops"]
+    assert (ops.template_id, ops.group, ops.access) == (
+        "group:ops admins:owner",
+        "Ops Admins",
+        "owner",
+    )
+
+
+def test_a_holder_limit_on_a_privileged_group_counts_its_holders() -> None:
+    pim = group_settings(max_holders={"ops": 1})
+    key = "group:ops admins:owner"
+    inventory = AlertInventory(
+        holdings=[holding("E1", "ops", key), holding("E2", "ops", key)],
+        activations=[held("E1", "ops"), held("E2", "ops")],
+    )
+    assert ids(inventory, pim) == ["too_many_holders:ops:"]

@@ -247,6 +247,68 @@ async def test_holders_activations_and_idle_eligibilities_from_graph_and_the_rec
     assert holders.detail["holders_listed"] == ["AS-H1", "AS-H2"]
 
 
+def group_policy(**alerts: Any) -> Policy:
+    """The Global Administrator, and a privileged group whose members PIM gives."""
+    pol = policy().model_dump(mode="json", exclude_unset=True)
+    pol["groups"] = ["Break Glass"]
+    pol["pim"]["alerts"].update(alerts)
+    pol["pim"]["roles"]["bg"] = {
+        "kind": "privileged_group",
+        "display_name": "Break-glass group",
+        "group": "Break Glass",
+        "access": "member",
+        "allow_permanent_eligible": True,
+        "eligibility_expiry": {"kind": "never"},
+    }
+    return Policy.model_validate(pol)
+
+
+async def test_privileged_group_members_outside_tenure_and_too_many(world: World) -> None:
+    # A direct member nobody requested, and a member PIM gave for two hours through Tenure.
+    direct_upn = await world.person("AS-G-DIRECT")
+    held_upn = await world.person("AS-G-HELD")
+    seeded = await world.seed(groups=[{"displayName": "Break Glass", "members": [direct_upn]}])
+    group_id = seeded["groups"]["Break Glass"]
+    held_id = (await world.seed(users=[{"userPrincipalName": held_upn}]))["users"][held_upn]
+    assigned = await world.http.post(
+        f"{world.emulator.root}/v1.0/identityGovernance/privilegedAccess/group/"
+        "assignmentScheduleRequests",
+        json={
+            "accessId": "member",
+            "principalId": held_id,
+            "groupId": group_id,
+            "action": "adminAssign",
+            "justification": "break-glass drill",
+            "scheduleInfo": {
+                "startDateTime": datetime.now(UTC).isoformat(),
+                "expiration": {"type": "afterDuration", "duration": "PT2H"},
+            },
+        },
+    )
+    assert assigned.status_code == 201, assigned.text
+    world.record("AS-G-HELD", package_key("bg"), RequestStatus.GRANTED, datetime.now(UTC))
+
+    report = await world.scan(group_policy(max_holders={"bg": 1}))
+    assert raised_ids(report) == [
+        "outside_tenure:bg:AS-G-DIRECT",
+        "permanent_active:bg:AS-G-DIRECT",
+        "too_many_holders:bg:",
+    ]
+    outside = report.result.raised[0]
+    assert "Break-glass group (bg)" in outside.text and outside.detail["end"] is None
+    holders = report.result.raised[2]
+    assert holders.detail["holders_listed"] == ["AS-G-DIRECT", "AS-G-HELD"]
+
+
+async def test_a_privileged_group_missing_from_graph_is_skipped(world: World) -> None:
+    await world.plant(await world.person("AS-G-NOGROUP"))
+    report = await world.scan(group_policy())
+    assert raised_ids(report) == [
+        "outside_tenure:ga:AS-G-NOGROUP",
+        "permanent_active:ga:AS-G-NOGROUP",
+    ]
+
+
 # ---- the workflow on the time-skipping server -----------------------------------------------------
 
 
