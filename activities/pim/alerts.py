@@ -88,58 +88,52 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
 class AlertGraph(GraphDirectory):
     """The scan's Graph reads (all GETs)."""
 
+    async def _all_pages(self, url: str, call: str) -> list[dict[str, Any]]:
+        """Every item of a listing, following `@odata.nextLink`."""
+        found: list[dict[str, Any]] = []
+        next_url: str | None = url
+        while next_url:
+            with graph_call(call):
+                page = await self._send_for_json(self._get(next_url))
+            found += page.get("value") or []
+            next_url = page.get("@odata.nextLink")
+        return found
+
     async def listed(self, collection: str, template_id: str) -> list[dict[str, Any]]:
         """Every item of a `roleManagement/directory` collection for one role, all pages."""
-        expression = f"roleDefinitionId eq {odata_quote(template_id)}"
-        url: str | None = (
-            f"{self._root}/{DIRECTORY_PIM}/{collection}?$filter={quote(expression, safe='')}"
+        expression = quote(f"roleDefinitionId eq {odata_quote(template_id)}", safe="")
+        items = await self._all_pages(
+            f"{self._root}/{DIRECTORY_PIM}/{collection}?$filter={expression}",
+            f"list {collection} of role {template_id}",
         )
-        found: list[dict[str, Any]] = []
-        while url:
-            with graph_call(f"list {collection} of role {template_id}"):
-                page = await self._send_for_json(self._get(url))
-            # Kept to the role asked: the filter is not trusted to be complete.
-            found += [
-                item
-                for item in page.get("value") or []
-                if str(item.get("roleDefinitionId") or "").lower() == template_id
-            ]
-            url = page.get("@odata.nextLink")
-        return found
+        # Kept to the role asked: the filter is not trusted to be complete.
+        return [i for i in items if str(i.get("roleDefinitionId") or "").lower() == template_id]
 
     async def group_listed(
         self, collection: str, group_id: str, access: str
     ) -> list[dict[str, Any]]:
         """Every item of a `privilegedAccess/group` collection for one group and access, all
         pages (Graph lists these only when scoped to a group or a principal)."""
-        expression = f"groupId eq {odata_quote(group_id)}"
-        url: str | None = (
-            f"{self._root}/{GROUP_PIM}/{collection}?$filter={quote(expression, safe='')}"
+        expression = quote(f"groupId eq {odata_quote(group_id)}", safe="")
+        items = await self._all_pages(
+            f"{self._root}/{GROUP_PIM}/{collection}?$filter={expression}",
+            f"list {collection} of group {group_id}",
         )
-        found: list[dict[str, Any]] = []
-        while url:
-            with graph_call(f"list {collection} of group {group_id}"):
-                page = await self._send_for_json(self._get(url))
-            found += [
-                item
-                for item in page.get("value") or []
-                if str(item.get("groupId") or "").lower() == group_id.lower()
-                and item.get("accessId") == access
-            ]
-            url = page.get("@odata.nextLink")
-        return found
+        return [
+            i
+            for i in items
+            if str(i.get("groupId") or "").lower() == group_id.lower()
+            and i.get("accessId") == access
+        ]
 
     async def group_holders(self, group_id: str, access: str) -> list[str]:
         """The ids of a group's members (or owners), direct or given by PIM, all pages."""
         relation = "owners" if access == "owner" else "members"
-        url: str | None = f"{self._root}/groups/{segment(group_id)}/{relation}?$select=id"
-        found: list[str] = []
-        while url:
-            with graph_call(f"list {relation} of group {group_id}"):
-                page = await self._send_for_json(self._get(url))
-            found += [str(item["id"]) for item in page.get("value") or [] if item.get("id")]
-            url = page.get("@odata.nextLink")
-        return found
+        items = await self._all_pages(
+            f"{self._root}/groups/{segment(group_id)}/{relation}?$select=id",
+            f"list {relation} of group {group_id}",
+        )
+        return [str(i["id"]) for i in items if i.get("id")]
 
     async def group_id(self, name: str) -> str | None:
         """A privileged group's object id by display name; None when Graph has no such group."""

@@ -12,12 +12,11 @@ import asyncio
 import dataclasses
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -31,12 +30,9 @@ from domain.provisioning import ActivityNames
 from domain.security.incident import (
     IncidentAck,
     IncidentContract,
-    IncidentInput,
-    IncidentReport,
     IncidentStatus,
     IncidentView,
     RestoreAsk,
-    Severity,
     incident_workflow_id,
 )
 from tests.support.access import kinds, until_status
@@ -49,25 +45,7 @@ ROLE: RoleTarget = resolved_role(pim_test_policy(), "user-admin").target
 
 
 async def report(org: PimHarness, incident_id: str, user: str) -> IncidentAck:
-    handle = await org.env.client.start_workflow(
-        IncidentContract.WORKFLOW,
-        IncidentInput(
-            report=IncidentReport(
-                incident_id=incident_id,
-                user=user,
-                severity=Severity.HIGH,
-                title="impossible travel",
-                source="sentinel",
-            ),
-            received_at=datetime.now(UTC),
-            record_search_attributes=False,
-        ),
-        id=incident_workflow_id(incident_id),
-        task_queue=org.queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-    org.runs.append(handle)
-    return await handle.execute_update(IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck)
+    return (await org.report_incident(incident_id, user))[1]
 
 
 async def incident(org: PimHarness, incident_id: str) -> IncidentView:

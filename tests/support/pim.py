@@ -12,6 +12,7 @@ from pathlib import Path
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -46,6 +47,14 @@ from domain.pim.graph import (
 from domain.pim.rules import ActivationAsk
 from domain.policy.file import load_policy
 from domain.policy.model import Policy
+from domain.security.incident import (
+    IncidentAck,
+    IncidentContract,
+    IncidentInput,
+    IncidentReport,
+    Severity,
+    incident_workflow_id,
+)
 from tests.support.access import AccessHarness, HeldRecord
 from tests.support.fake_directory import FakeDirectory
 from tests.support.lifecycle import LIFECYCLE_WORKFLOWS, lifecycle_activities
@@ -230,6 +239,34 @@ class PimHarness(AccessHarness):
         )
         self.runs.append(handle)
         return handle
+
+    async def report_incident(
+        self, incident_id: str, user: str, title: str = "impossible travel"
+    ) -> tuple[WorkflowHandle, IncidentAck]:
+        """An incident run as the API starts it, and its answer to the SIEM (a report of an
+        incident already received reaches the same run)."""
+        handle = await self.env.client.start_workflow(
+            IncidentContract.WORKFLOW,
+            IncidentInput(
+                report=IncidentReport(
+                    incident_id=incident_id,
+                    user=user,
+                    severity=Severity.HIGH,
+                    title=title,
+                    source="sentinel",
+                ),
+                received_at=await self.env.get_current_time(),
+                record_search_attributes=False,
+            ),
+            id=incident_workflow_id(incident_id),
+            task_queue=self.queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        self.runs.append(handle)
+        ack = await handle.execute_update(
+            IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck
+        )
+        return handle, ack
 
 
 @asynccontextmanager

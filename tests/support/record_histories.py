@@ -65,14 +65,9 @@ from domain.reviews.campaign import (
 from domain.reviews.definition import ReviewDefinition
 from domain.reviews.items import ReviewerItem
 from domain.security.incident import (
-    IncidentAck,
     IncidentContract,
-    IncidentInput,
-    IncidentReport,
     IncidentView,
     RestoreAsk,
-    Severity,
-    incident_workflow_id,
 )
 from tests.support.access import (
     AccessHarness,
@@ -483,23 +478,7 @@ async def _record_pim(org: PimHarness) -> dict[str, str]:
 
     held = await org.activate("RP3", "user-admin", duration=timedelta(hours=4))
     await until_status(held, RequestStatus.GRANTED)
-    incident = await client.start_workflow(
-        IncidentContract.WORKFLOW,
-        IncidentInput(
-            report=IncidentReport(
-                incident_id="REC-1",
-                user="RP3",
-                severity=Severity.HIGH,
-                title="impossible travel",
-                source="sentinel",
-            ),
-            received_at=await org.env.get_current_time(),
-            record_search_attributes=False,
-        ),
-        id=incident_workflow_id("REC-1"),
-        task_queue=org.queue,
-    )
-    await incident.execute_update(IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck)
+    incident, _ = await org.report_incident("REC-1", "RP3")
     await until_status(held, RequestStatus.REVOKED)
     await incident.execute_update(
         IncidentContract.UPDATE_RESTORE,
@@ -512,23 +491,7 @@ async def _record_pim(org: PimHarness) -> dict[str, str]:
 
     # A move while an incident holds the person: sign-in stays off (patch
     # suspension-holds-sign-in), then the restore.
-    held_move = await client.start_workflow(
-        IncidentContract.WORKFLOW,
-        IncidentInput(
-            report=IncidentReport(
-                incident_id="REC-2",
-                user="RP4",
-                severity=Severity.HIGH,
-                title="token theft",
-                source="sentinel",
-            ),
-            received_at=await org.env.get_current_time(),
-            record_search_attributes=False,
-        ),
-        id=incident_workflow_id("REC-2"),
-        task_queue=org.queue,
-    )
-    await held_move.execute_update(IncidentContract.UPDATE_ACKNOWLEDGE, result_type=IncidentAck)
+    held_move, _ = await org.report_incident("REC-2", "RP4", "token theft")
     rp4 = org.identities["RP4"]
     await until(rp4, lambda s: s.stage is LifecycleStage.SUSPENDED, "RP4 suspended")
     await org.move("RP4", "Sales")
