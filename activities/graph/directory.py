@@ -121,6 +121,17 @@ class GraphDirectory:
     async def _send_for_json(self, request: RequestInformation) -> dict[str, Any]:
         return await send_for_json(self._adapter, request)
 
+    async def _all_pages(self, url: str, call: str) -> list[dict[str, Any]]:
+        """Every item of a listing, following `@odata.nextLink`; `call` names it in errors."""
+        found: list[dict[str, Any]] = []
+        next_url: str | None = url
+        while next_url:
+            with graph_call(call):
+                page = await self._send_for_json(self._get(next_url))
+            found += page.get("value") or []
+            next_url = page.get("@odata.nextLink")
+        return found
+
     async def _batch(self, requests: list[dict[str, Any]], call: str) -> dict[str, dict[str, Any]]:
         """POST one $batch (built by hand: the SDK's batch helpers mangle URLs and bodies)."""
         request = RequestInformation(Method.POST, f"{self._root}/$batch")

@@ -7,7 +7,6 @@ from typing import Any
 from temporalio import activity
 
 from activities.graph.directory import GraphDirectory
-from activities.graph.errors import graph_call
 from activities.graph.odata import BATCH_LIMIT, chunks, segment, sub_response_error
 from domain.provisioning import ActivityNames, GroupMembershipInput, GroupMembershipResult
 
@@ -20,19 +19,16 @@ class GraphGroups(GraphDirectory):
     async def group_member_employee_ids(self, name: str) -> list[str]:
         """Employee ids of a group's enabled members (approvers named by group), every page."""
         group_id = (await self._resolve_groups([name]))[name]
-        url: str | None = (
+        members = await self._all_pages(
             f"{self._root}/groups/{segment(group_id)}/members"
-            "?$select=id,employeeId,accountEnabled&$top=100"
+            "?$select=id,employeeId,accountEnabled&$top=100",
+            f"list members of group {name!r}",
         )
-        found: list[str] = []
-        while url:
-            with graph_call(f"list members of group {name!r}"):
-                page = await self._send_for_json(self._get(url))
-            for member in page.get("value") or []:
-                if member.get("employeeId") and member.get("accountEnabled", True):
-                    found.append(member["employeeId"])
-            url = page.get("@odata.nextLink")
-        return found
+        return [
+            m["employeeId"]
+            for m in members
+            if m.get("employeeId") and m.get("accountEnabled", True)
+        ]
 
     @activity.defn(name=ActivityNames.GRAPH_ENSURE_GROUP_MEMBERSHIPS)
     async def ensure_group_memberships(self, input: GroupMembershipInput) -> GroupMembershipResult:

@@ -32,7 +32,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.graph.directory import GraphDirectory
-from activities.graph.errors import graph_call
 from activities.graph.odata import (
     BATCH_LIMIT,
     chunks,
@@ -87,17 +86,6 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
 
 class AlertGraph(GraphDirectory):
     """The scan's Graph reads (all GETs)."""
-
-    async def _all_pages(self, url: str, call: str) -> list[dict[str, Any]]:
-        """Every item of a listing, following `@odata.nextLink`."""
-        found: list[dict[str, Any]] = []
-        next_url: str | None = url
-        while next_url:
-            with graph_call(call):
-                page = await self._send_for_json(self._get(next_url))
-            found += page.get("value") or []
-            next_url = page.get("@odata.nextLink")
-        return found
 
     async def listed(self, collection: str, template_id: str) -> list[dict[str, Any]]:
         """Every item of a `roleManagement/directory` collection for one role, all pages."""
